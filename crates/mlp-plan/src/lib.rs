@@ -1,1 +1,15 @@
+//! From the syntax tree to a validated pipeline model and its DAG, with diagnostics that
+//! point into the sources. Reads only the pipeline's own sources (includes, params files).
 
+pub mod diag;
+pub mod expr;
+pub mod graph;
+mod lower;
+pub mod model;
+mod params;
+pub mod value;
+
+pub use diag::{Diagnostic, Diagnostics, Style};
+pub use lower::{Options, Plan, glob_match, is_under, load, load_str, normalize, quote};
+pub use model::*;
+pub use value::Value;

@@ -1,0 +1,163 @@
+//! The validated pipeline: what the engine runs. Built by `lower`; serializable so that the
+//! engine can cache it keyed by the hash of its sources.
+
+use std::collections::BTreeMap;
+
+use mlp_syntax::ast::Span;
+use serde::{Deserialize, Serialize};
+
+use crate::expr::Cond;
+use crate::value::Value;
+
+/// Index of a stage in `Pipeline::stages`.
+pub type StageId = usize;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Pipeline {
+    pub name: String,
+    /// Every file the plan was made from, workspace-relative: the root `.mlp` first, then
+    /// includes, then params files. A change to any of them means re-planning.
+    pub sources: Vec<String>,
+    /// All params, nested (`train.lr` is `params["train"]["lr"]`), overrides applied.
+    pub params: BTreeMap<String, Value>,
+    /// `--set` overrides that were applied, as given.
+    pub overrides: Vec<(String, Value)>,
+    /// Stages in source order (after `for` expansion); a `StageId` indexes this.
+    pub stages: Vec<Stage>,
+    /// A topological order: every stage comes after the stages it depends on.
+    pub order: Vec<StageId>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Stage {
+    pub name: String,
+    /// Where the stage is written: index into `Pipeline::sources`, and the span of its name.
+    pub origin: Origin,
+    pub inputs: Vec<Input>,
+    pub outputs: Vec<Output>,
+    /// The params keys it lists, with their values.
+    pub params: Vec<(String, Value)>,
+    /// The shell command, interpolated and quoted.
+    pub command: String,
+    /// The pipeline's env with the stage's own on top.
+    pub env: BTreeMap<String, String>,
+    pub checks: Vec<Assertion>,
+    pub when: Option<Cond>,
+    pub every_ms: Option<u64>,
+    pub timeout_ms: Option<u64>,
+    pub retry: u32,
+    pub fallback: Option<String>,
+    pub resources: Resources,
+    pub always: bool,
+    pub frozen: bool,
+    pub promote: bool,
+    /// Every stage this one waits for, with why: sorted, no duplicates.
+    pub deps: Vec<Dep>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    pub file: usize,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Input {
+    /// Workspace-relative, `/`-separated, normalized (no `./`, no trailing `/`).
+    pub path: String,
+    pub kind: InputKind,
+    /// The stage that produces it, when it is (under) another stage's output.
+    pub producer: Option<StageId>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InputKind {
+    /// A file or a directory (what it is is seen when it is hashed).
+    Path,
+    /// A glob pattern such as `data/*.csv`.
+    Glob,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Output {
+    pub name: Option<String>,
+    pub path: String,
+    /// A metrics file (`metrics name = "..."`): an output that is also read as metrics.
+    pub metrics: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum DepKind {
+    /// Reads one of its outputs (a reference or an overlapping path).
+    Data,
+    /// `after`: ordering only.
+    After,
+    /// Reads its metrics in a `when`, `check` or `gate`.
+    Metrics,
+    /// `when failed(stage)`: a failure handler runs after it, especially when it fails.
+    Failed,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Dep {
+    pub stage: StageId,
+    pub kind: DepKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AssertionKind {
+    Check,
+    Gate,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Assertion {
+    pub kind: AssertionKind,
+    pub cond: Cond,
+    /// The expression as written.
+    pub text: String,
+    pub message: Option<String>,
+    pub origin: Origin,
+}
+
+/// What a stage takes while it runs. The scheduler never hands out more than it has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resources {
+    pub cpu: u32,
+    pub mem_bytes: u64,
+    pub gpu: u32,
+}
+
+impl Default for Resources {
+    fn default() -> Self {
+        Resources {
+            cpu: 1,
+            mem_bytes: 0,
+            gpu: 0,
+        }
+    }
+}
+
+impl Pipeline {
+    pub fn stage(&self, name: &str) -> Option<StageId> {
+        self.stages.iter().position(|s| s.name == name)
+    }
+
+    /// The stages that depend on `id` (directly).
+    pub fn dependents(&self, id: StageId) -> Vec<StageId> {
+        self.stages
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.deps.iter().any(|d| d.stage == id))
+            .map(|(i, _)| i)
+            .collect()
+    }
+}
+
+impl Stage {
+    pub fn output(&self, name: &str) -> Option<&Output> {
+        self.outputs
+            .iter()
+            .find(|o| o.name.as_deref() == Some(name))
+    }
+}

@@ -1,0 +1,214 @@
+//! Argument parsing and the commands. Each command is a function returning its exit code.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use mlp_plan::{Diagnostics, Options, Plan, Style};
+
+/// Exit codes, documented in the book (`book/src/cli.md`).
+pub mod code {
+    /// Success.
+    pub const OK: u8 = 0;
+    /// A stage failed, or the pipeline has errors.
+    pub const FAILED: u8 = 1;
+    /// Bad command line (clap's own code).
+    pub const USAGE: u8 = 2;
+    /// A `check` or `gate` failed.
+    pub const GATE: u8 = 3;
+    /// The workspace is busy: another `mlp run` holds it.
+    pub const BUSY: u8 = 4;
+    /// `mlp fmt --check`: a file is not formatted.
+    pub const UNFORMATTED: u8 = 5;
+    /// Interrupted (Ctrl-C).
+    pub const INTERRUPTED: u8 = 130;
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "mlp",
+    version,
+    about = "A declarative DAG engine for machine-learning pipelines",
+    long_about = None,
+    propagate_version = true
+)]
+pub struct Cli {
+    /// The pipeline file (default: `pipeline.mlp`, searched upward from here).
+    #[arg(short = 'f', long = "file", global = true, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Parse and validate the pipeline; report every error at once.
+    Check {
+        /// Print the diagnostics as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Override a param (`--set train.lr=0.05`); may be repeated.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+    },
+    /// Print the DAG.
+    Graph {
+        #[arg(long, value_enum, default_value_t = GraphFormat::Ascii)]
+        format: GraphFormat,
+    },
+    /// Format `.mlp` files canonically (comments kept).
+    Fmt {
+        /// Do not write: exit 5 if a file is not formatted.
+        #[arg(long)]
+        check: bool,
+        /// Files to format (default: the pipeline file and what it includes).
+        files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum GraphFormat {
+    Ascii,
+    Dot,
+    Mermaid,
+    Json,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match &cli.command {
+        Command::Check { json, set } => check(&cli, *json, set),
+        Command::Graph { format } => graph(&cli, *format),
+        Command::Fmt { check, files } => fmt(&cli, *check, files),
+    };
+    ExitCode::from(code)
+}
+
+/// Diagnostics go to stderr: graphical with colour on a terminal, without colour when
+/// `NO_COLOR` is set or stderr is not a terminal.
+pub fn style() -> Style {
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    if !no_color && std::io::stderr().is_terminal() {
+        Style::Color
+    } else {
+        Style::Plain
+    }
+}
+
+/// The pipeline file: `-f FILE`, else `pipeline.mlp` here or in a parent directory.
+pub fn pipeline_file(cli: &Cli) -> Result<PathBuf, String> {
+    if let Some(f) = &cli.file {
+        return Ok(f.clone());
+    }
+    let cwd = std::env::current_dir()
+        .map_err(|e| format!("mlp: cannot read the current directory: {e}"))?;
+    let mut dir: Option<&Path> = Some(&cwd);
+    while let Some(d) = dir {
+        let p = d.join("pipeline.mlp");
+        if p.is_file() {
+            return Ok(relative_to(&p, &cwd));
+        }
+        dir = d.parent();
+    }
+    Err(format!(
+        "mlp: no `pipeline.mlp` in `{}` or any parent directory; pass the pipeline file with `-f FILE`",
+        cwd.display()
+    ))
+}
+
+fn relative_to(p: &Path, base: &Path) -> PathBuf {
+    p.strip_prefix(base)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|_| p.to_path_buf())
+}
+
+pub fn parse_sets(set: &[String]) -> Result<Vec<(String, String)>, String> {
+    set.iter()
+        .map(|s| match s.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+            _ => Err(format!(
+                "mlp: `--set {s}`: write `--set KEY=VALUE`, e.g. `--set train.lr=0.05`"
+            )),
+        })
+        .collect()
+}
+
+/// Load and validate, printing diagnostics on failure.
+pub fn load(cli: &Cli, overrides: Vec<(String, String)>, json: bool) -> Result<Plan, u8> {
+    let file = pipeline_file(cli).map_err(|m| {
+        eprintln!("{m}");
+        code::FAILED
+    })?;
+    mlp_plan::load(&file, &Options { overrides }).map_err(|d| {
+        report(&d, json);
+        code::FAILED
+    })
+}
+
+pub fn report(d: &Diagnostics, json: bool) {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&d.to_json()).unwrap_or_default()
+        );
+    } else {
+        eprint!("{}", d.render(style()));
+    }
+}
+
+fn check(cli: &Cli, json: bool, set: &[String]) -> u8 {
+    let sets = match parse_sets(set) {
+        Ok(s) => s,
+        Err(m) => {
+            eprintln!("{m}");
+            return code::USAGE;
+        }
+    };
+    match load(cli, sets, json) {
+        Ok(plan) => {
+            let p = &plan.pipeline;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"errors": [], "pipeline": p.name, "stages": p.stages.len()})
+                );
+            } else {
+                eprintln!(
+                    "ok: pipeline `{}`, {} stage{}",
+                    p.name,
+                    p.stages.len(),
+                    if p.stages.len() == 1 { "" } else { "s" }
+                );
+            }
+            code::OK
+        }
+        Err(c) => c,
+    }
+}
+
+fn graph(cli: &Cli, format: GraphFormat) -> u8 {
+    let plan = match load(cli, Vec::new(), false) {
+        Ok(p) => p,
+        Err(c) => return c,
+    };
+    let p = &plan.pipeline;
+    let out = match format {
+        GraphFormat::Ascii => mlp_plan::graph::ascii(p),
+        GraphFormat::Dot => mlp_plan::graph::dot(p),
+        GraphFormat::Mermaid => mlp_plan::graph::mermaid(p),
+        GraphFormat::Json => format!(
+            "{}\n",
+            serde_json::to_string_pretty(&mlp_plan::graph::json(p)).unwrap_or_default()
+        ),
+    };
+    print!("{out}");
+    code::OK
+}
+
+fn fmt(cli: &Cli, check: bool, files: &[PathBuf]) -> u8 {
+    let _ = (cli, check, files);
+    eprintln!("mlp fmt: not built yet");
+    code::FAILED
+}
