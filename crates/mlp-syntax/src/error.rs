@@ -10,6 +10,11 @@ pub struct SyntaxError {
     pub message: String,
     pub span: Span,
     pub help: String,
+    /// The text under the main span, when the error has a more telling one than its
+    /// code's default ("unexpected here").
+    pub label: Option<String>,
+    /// More places to point at, each with its own text (the `{` a missing `}` would close).
+    pub also: Vec<(Span, String)>,
 }
 
 impl SyntaxError {
@@ -19,7 +24,21 @@ impl SyntaxError {
             message,
             span,
             help: help.to_string(),
+            label: None,
+            also: Vec::new(),
         }
+    }
+
+    /// Set the text under the main span.
+    pub fn with_label(mut self, label: impl Into<String>) -> Self {
+        self.label = Some(label.into());
+        self
+    }
+
+    /// Point at another place too.
+    pub fn with_also(mut self, span: Span, text: impl Into<String>) -> Self {
+        self.also.push((span, text.into()));
+        self
     }
 }
 

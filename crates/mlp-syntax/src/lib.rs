@@ -4,9 +4,11 @@
 pub mod ast;
 mod comments;
 mod error;
+pub mod fmt;
 mod parser;
 
 pub use error::SyntaxError;
+pub use fmt::format;
 pub use parser::{parse, parse_expr};
 
 /// Every reserved word of the language.

@@ -9,8 +9,7 @@ fn ok(src: &str) -> File {
 
 #[test]
 fn parses_design_example() {
-    let src = std::fs::read_to_string("/tmp/lang.mlp").unwrap();
-    let f = ok(&src);
-    println!("{:#?}", f.items.len());
+    let src: &str = include_str!("fixtures/design.mlp");
+    let f = ok(src);
     assert!(f.items.len() > 10);
 }
