@@ -1,7 +1,8 @@
 //! Resolved expressions of `check`, `gate` and `when`: every name is bound to a param
 //! value, a stage's metrics, the baseline's metrics or a stage's failure.
 
-use mlp_syntax::ast::{BinOp, Segment, UnaryOp};
+pub use mlp_syntax::ast::Segment;
+use mlp_syntax::ast::{BinOp, UnaryOp};
 use serde::{Deserialize, Serialize};
 
 use crate::model::StageId;

@@ -137,11 +137,11 @@ impl Lowerer {
 
     fn syntax_errors(&mut self, file: usize, errs: Vec<mlp_syntax::SyntaxError>) {
         for e in errs {
-            self.err(
-                Diagnostic::new(e.code, e.message.clone())
-                    .at(file, e.span, label_for(&e))
-                    .help(e.help),
-            );
+            let mut d = Diagnostic::new(e.code, e.message.clone()).at(file, e.span, label_for(&e));
+            for (sp, text) in &e.also {
+                d = d.also(*sp, text.clone());
+            }
+            self.err(d.help(e.help));
         }
     }
 
@@ -1135,6 +1135,9 @@ impl Lowerer {
                 K::Unknown(w) => {
                     let help = match did_you_mean(&w.node, ast::STAGE_KEYWORDS.iter().copied()) {
                         Some(m) => m,
+                        None if matches!(w.node.as_str(), "cpu" | "mem" | "gpu") => {
+                            "separate resources with commas: `resources cpu = 2, mem = 4G`".into()
+                        }
                         None => "a stage holds `in`, `out`, `metrics`, `after`, `params`, `run`, `check`, `gate`, `when`, `every`, `timeout`, `retry`, `fallback`, `resources`, `env`, `always`, `frozen` and `promote`".into(),
                     };
                     self.err(
@@ -1917,6 +1920,9 @@ impl Lowerer {
 }
 
 fn label_for(e: &mlp_syntax::SyntaxError) -> String {
+    if let Some(l) = &e.label {
+        return l.clone();
+    }
     match e.code {
         "E0004" => "this string is never closed".into(),
         "E0003" => "unknown escape".into(),
