@@ -536,6 +536,11 @@ impl<'a> Hasher<'a> {
         }
     }
 
+    /// The workspace root.
+    pub fn root(&self) -> &Path {
+        self.root
+    }
+
     /// Number of files whose bytes were read.
     pub fn files_read(&self) -> u64 {
         self.read.load(Ordering::Relaxed)

@@ -3,5 +3,9 @@
 pub mod cache;
 pub mod exec;
 pub mod hash;
+pub mod identity;
 pub mod lock;
+pub mod run;
+pub mod snapshot;
 pub mod store;
+pub mod workspace;
