@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use mlp_plan::{Diagnostics, Options, Plan, Style};
 
+use crate::commands;
+
 /// Exit codes, documented in the book (`book/src/cli.md`).
 pub mod code {
     /// Success.
@@ -58,6 +60,60 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = GraphFormat::Ascii)]
         format: GraphFormat,
     },
+    /// Run what is stale: all stages, or the named ones and what they need.
+    Run {
+        /// Stages to run (with what they need); default: all.
+        stages: Vec<String>,
+        /// Run at most N stages at once (default: the number of CPUs).
+        #[arg(short = 'j', long = "jobs", value_name = "N")]
+        jobs: Option<usize>,
+        /// After a failure, let independent branches finish.
+        #[arg(short = 'k', long)]
+        keep_going: bool,
+        /// Show what would run, and why, without running anything.
+        #[arg(short = 'n', long)]
+        dry_run: bool,
+        /// Run this stage even if it is up to date; may be repeated.
+        #[arg(long, value_name = "STAGE")]
+        force: Vec<String>,
+        /// With STAGEs: also run everything downstream of them.
+        #[arg(long)]
+        downstream: bool,
+        /// Override a param (`--set train.lr=0.05`); may be repeated; recorded in the run.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Stream every stage's output, prefixed with its name.
+        #[arg(short, long)]
+        verbose: bool,
+        /// If another run holds this workspace, wait for it instead of failing.
+        #[arg(long)]
+        wait: bool,
+        /// Print one JSON event per line on stdout (the event log).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every stage: fresh, stale (with the first reason), never run, or failed.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// What a stage's identity is made of, and what changed since its last success.
+    Explain {
+        stage: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove cached outputs that no kept run refers to.
+    Gc {
+        /// Keep the run-cache entries of the last N runs.
+        #[arg(long, default_value_t = 10, value_name = "N")]
+        keep: usize,
+        /// Report what would be removed, remove nothing.
+        #[arg(short = 'n', long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Format `.mlp` files canonically (comments kept).
     Fmt {
         /// Do not write: exit 5 if a file is not formatted.
@@ -81,7 +137,40 @@ pub fn main() -> ExitCode {
     let code = match &cli.command {
         Command::Check { json, set } => check(&cli, *json, set),
         Command::Graph { format } => graph(&cli, *format),
-        Command::Fmt { check, files } => fmt(&cli, *check, files),
+        Command::Fmt { check, files } => commands::fmt(&cli, *check, files),
+        Command::Run {
+            stages,
+            jobs,
+            keep_going,
+            dry_run,
+            force,
+            downstream,
+            set,
+            verbose,
+            wait,
+            json,
+        } => commands::run(
+            &cli,
+            &commands::RunArgs {
+                targets: stages,
+                jobs: *jobs,
+                keep_going: *keep_going,
+                dry_run: *dry_run,
+                force,
+                downstream: *downstream,
+                set,
+                verbose: *verbose,
+                wait: *wait,
+                json: *json,
+            },
+        ),
+        Command::Status { json } => commands::status(&cli, *json),
+        Command::Explain { stage, json } => commands::explain(&cli, stage, *json),
+        Command::Gc {
+            keep,
+            dry_run,
+            json,
+        } => commands::gc(&cli, *keep, *dry_run, *json),
     };
     ExitCode::from(code)
 }
@@ -205,10 +294,4 @@ fn graph(cli: &Cli, format: GraphFormat) -> u8 {
     };
     print!("{out}");
     code::OK
-}
-
-fn fmt(cli: &Cli, check: bool, files: &[PathBuf]) -> u8 {
-    let _ = (cli, check, files);
-    eprintln!("mlp fmt: not built yet");
-    code::FAILED
 }

@@ -1,6 +1,8 @@
 //! `mlp`: the command line.
 
 mod cli;
+mod commands;
+mod progress;
 
 use std::process::ExitCode;
 

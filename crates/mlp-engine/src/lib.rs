@@ -4,6 +4,7 @@ pub mod cache;
 pub mod exec;
 pub mod hash;
 pub mod identity;
+pub mod inspect;
 pub mod lock;
 pub mod run;
 pub mod snapshot;

@@ -57,20 +57,31 @@ pub enum Status {
     /// Its outputs came back from the run-cache.
     Restored,
     /// It ran and succeeded.
-    Ran { attempts: u32 },
-    Failed { reason: String },
+    Ran {
+        attempts: u32,
+    },
+    Failed {
+        reason: String,
+    },
     /// Not run, and not a failure (an upstream stage failed or was skipped).
-    Skipped { reason: String },
+    Skipped {
+        reason: String,
+    },
     Interrupted,
     /// `--dry-run`: it would run.
-    WouldRun { reason: String },
+    WouldRun {
+        reason: String,
+    },
     /// The run stopped (a failure without `--keep-going`, or Ctrl-C) before it.
     NotRun,
 }
 
 impl Status {
     fn ok(&self) -> bool {
-        matches!(self, Status::Fresh | Status::Restored | Status::Ran { .. } | Status::WouldRun { .. })
+        matches!(
+            self,
+            Status::Fresh | Status::Restored | Status::Ran { .. } | Status::WouldRun { .. }
+        )
     }
     pub fn label(&self) -> &'static str {
         match self {
@@ -90,8 +101,14 @@ impl Status {
 #[derive(Clone, Debug, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
-    Start { run: String, stages: usize },
-    StageStarted { stage: String, at_ms: u64 },
+    Start {
+        run: String,
+        stages: usize,
+    },
+    StageStarted {
+        stage: String,
+        at_ms: u64,
+    },
     StageFinished {
         stage: String,
         #[serde(flatten)]
@@ -100,7 +117,11 @@ pub enum Event {
         ended_ms: u64,
         log: Option<String>,
     },
-    Finish { run: String, ok: bool, elapsed_ms: u64 },
+    Finish {
+        run: String,
+        ok: bool,
+        elapsed_ms: u64,
+    },
 }
 
 pub trait Reporter: Send + Sync {
@@ -117,8 +138,17 @@ pub struct RunReport {
 }
 
 impl RunReport {
+    /// A `check` or `gate` failed (not a command).
+    pub fn gate_failed(&self) -> bool {
+        self.statuses.iter().any(|(_, s)| matches!(s, Status::Failed { reason } if reason.starts_with("check failed") || reason.starts_with("gate failed")))
+    }
+
     pub fn ok(&self) -> bool {
-        !self.interrupted && self.statuses.iter().all(|(_, s)| s.ok() || matches!(s, Status::Skipped { .. }))
+        !self.interrupted
+            && self
+                .statuses
+                .iter()
+                .all(|(_, s)| s.ok() || matches!(s, Status::Skipped { .. }))
     }
 }
 
@@ -140,7 +170,10 @@ pub fn nothing_to_do(ws: &Workspace, pipeline_file: &str) -> bool {
     let Some(snap) = Snapshot::read(&ws.snapshot_path()) else {
         return false;
     };
-    if !snap.overrides.is_empty() || snap.pipeline_file != pipeline_file || snap.stages.len() != snap.total_stages {
+    if !snap.overrides.is_empty()
+        || snap.pipeline_file != pipeline_file
+        || snap.stages.len() != snap.total_stages
+    {
         return false;
     }
     snap.check(&ws.root, now_ms()).all_fresh()
@@ -164,20 +197,29 @@ fn machine_tokens(jobs: usize) -> Tokens {
                 .and_then(|kb| kb.parse::<u64>().ok())
         })
         .map_or(u64::MAX, |kb| kb * 1024);
-    let gpu = std::env::var("MLP_GPUS").ok().and_then(|v| v.parse().ok()).unwrap_or_else(|| {
-        std::fs::read_dir("/dev")
-            .map(|d| {
-                d.filter_map(Result::ok)
-                    .filter(|e| {
-                        let n = e.file_name();
-                        let n = n.to_string_lossy();
-                        n.strip_prefix("nvidia").is_some_and(|r| !r.is_empty() && r.chars().all(|c| c.is_ascii_digit()))
-                    })
-                    .count() as u64
-            })
-            .unwrap_or(0)
-    });
-    Tokens { cpu: jobs as u64, mem, gpu }
+    let gpu = std::env::var("MLP_GPUS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            std::fs::read_dir("/dev")
+                .map(|d| {
+                    d.filter_map(Result::ok)
+                        .filter(|e| {
+                            let n = e.file_name();
+                            let n = n.to_string_lossy();
+                            n.strip_prefix("nvidia").is_some_and(|r| {
+                                !r.is_empty() && r.chars().all(|c| c.is_ascii_digit())
+                            })
+                        })
+                        .count() as u64
+                })
+                .unwrap_or(0)
+        });
+    Tokens {
+        cpu: jobs as u64,
+        mem,
+        gpu,
+    }
 }
 
 /// What a stage needs from the tokens.
@@ -191,9 +233,18 @@ fn needs(s: &Stage, total: Tokens) -> Tokens {
 
 /// What the coordinator decided for a stage before running anything.
 enum Decision {
-    Fresh { watch: Option<Watch> },
-    Restored { record: StageRecord, watch: Watch },
-    Run { key: StageKey, reason: String, watch: Watch },
+    Fresh {
+        watch: Option<Watch>,
+    },
+    Restored {
+        record: StageRecord,
+        watch: Watch,
+    },
+    Run {
+        key: StageKey,
+        reason: String,
+        watch: Watch,
+    },
     Skip(String),
     Fail(String),
 }
@@ -224,7 +275,7 @@ struct Task {
 }
 
 /// The shape of a stage's key (everything but input contents), for snapshot validity.
-fn shape(stage: &Stage) -> Digest {
+pub fn shape(stage: &Stage) -> Digest {
     let mut h = blake3::Hasher::new();
     let v = serde_json::json!({
         "format": identity::CACHE_FORMAT,
@@ -245,9 +296,16 @@ fn content_of(o: &OutputRecord) -> Content {
     if o.digest == "missing" {
         Content::Missing
     } else if o.is_dir {
-        Content::Dir { digest, files: 0, size: o.size }
+        Content::Dir {
+            digest,
+            files: 0,
+            size: o.size,
+        }
     } else {
-        Content::File { digest, size: o.size }
+        Content::File {
+            digest,
+            size: o.size,
+        }
     }
 }
 
@@ -262,7 +320,11 @@ fn record_of(path: &str, c: &Content) -> OutputRecord {
 
 /// The stages to consider: the targets and what they need (and, with `downstream`,
 /// what needs them).
-pub fn selection(p: &Pipeline, targets: &[String], downstream: bool) -> Result<Vec<bool>, EngineError> {
+pub fn selection(
+    p: &Pipeline,
+    targets: &[String],
+    downstream: bool,
+) -> Result<Vec<bool>, EngineError> {
     let n = p.stages.len();
     if targets.is_empty() {
         return Ok(vec![true; n]);
@@ -272,8 +334,13 @@ pub fn selection(p: &Pipeline, targets: &[String], downstream: bool) -> Result<V
     for t in targets {
         let id = p.stage(t).ok_or_else(|| {
             let names: Vec<&str> = p.stages.iter().map(|s| s.name.as_str()).collect();
-            let hint = mlp_plan::diag::did_you_mean(t, names.iter().copied()).map(|m| format!("; {m}")).unwrap_or_default();
-            EngineError::Usage(format!("mlp: no stage `{t}` in pipeline `{}`{hint}", p.name))
+            let hint = mlp_plan::diag::did_you_mean(t, names.iter().copied())
+                .map(|m| format!("; {m}"))
+                .unwrap_or_default();
+            EngineError::Usage(format!(
+                "mlp: no stage `{t}` in pipeline `{}`{hint}",
+                p.name
+            ))
         })?;
         stack.push(id);
     }
@@ -316,12 +383,23 @@ pub fn selection(p: &Pipeline, targets: &[String], downstream: bool) -> Result<V
 }
 
 /// Run the pipeline.
-pub fn run(ws: &Workspace, pipeline: &Pipeline, opts: &RunOptions, reporter: &mut dyn Reporter) -> Result<RunReport, EngineError> {
+pub fn run(
+    ws: &Workspace,
+    pipeline: &Pipeline,
+    opts: &RunOptions,
+    reporter: &mut dyn Reporter,
+) -> Result<RunReport, EngineError> {
     ws.create()?;
-    let _lock = if opts.dry_run { None } else { Some(lock::acquire(&ws.dir, "mlp run", opts.wait)?) };
+    let _lock = if opts.dry_run {
+        None
+    } else {
+        Some(lock::acquire(&ws.dir, "mlp run", opts.wait)?)
+    };
     for f in &opts.force {
         if pipeline.stage(f).is_none() {
-            return Err(selection(pipeline, std::slice::from_ref(f), false).err().unwrap_or_else(|| EngineError::Usage(f.clone())));
+            return Err(selection(pipeline, std::slice::from_ref(f), false)
+                .err()
+                .unwrap_or_else(|| EngineError::Usage(f.clone())));
         }
     }
     let selected = selection(pipeline, &opts.targets, opts.downstream)?;
@@ -351,7 +429,8 @@ pub fn run(ws: &Workspace, pipeline: &Pipeline, opts: &RunOptions, reporter: &mu
         }
     }
 
-    let old_snap = Snapshot::read(&ws.snapshot_path()).filter(|s| s.pipeline_file == opts.pipeline_file && s.overrides == opts.overrides);
+    let old_snap = Snapshot::read(&ws.snapshot_path())
+        .filter(|s| s.pipeline_file == opts.pipeline_file && s.overrides == opts.overrides);
     let check = old_snap.as_ref().map(|s| s.check(&ws.root, now_ms()));
 
     let store = ws.open_store()?;
@@ -359,13 +438,21 @@ pub fn run(ws: &Workspace, pipeline: &Pipeline, opts: &RunOptions, reporter: &mu
     let stat_cache = Arc::new(StatCache::new(store.stat_entries()?));
     let cache = ObjectCache::open(&ws.cache_path())?.with_workspace(&ws.root);
     let table = ProcessTable::new();
-    let interrupted = exec::install_interrupt_handler(&table).unwrap_or_else(|_| Arc::new(AtomicBool::new(false)));
+    let interrupted = exec::install_interrupt_handler(&table)
+        .unwrap_or_else(|_| Arc::new(AtomicBool::new(false)));
     let started = Instant::now();
     let started_ms = now_ms();
     let n_selected = selected.iter().filter(|s| **s).count();
-    reporter.event(&Event::Start { run: run_id.clone(), stages: n_selected });
+    reporter.event(&Event::Start {
+        run: run_id.clone(),
+        stages: n_selected,
+    });
 
-    let force: Vec<bool> = pipeline.stages.iter().map(|s| opts.force.contains(&s.name)).collect();
+    let force: Vec<bool> = pipeline
+        .stages
+        .iter()
+        .map(|s| opts.force.contains(&s.name))
+        .collect();
     let shapes: Vec<Digest> = pipeline.stages.par_iter().map(shape).collect();
 
     let mut c = Coordinator {
@@ -398,24 +485,38 @@ pub fn run(ws: &Workspace, pipeline: &Pipeline, opts: &RunOptions, reporter: &mu
         store.remove_stats(&stat_cache.removed())?;
         let snap = c.snapshot(started_ms);
         if let Err(e) = snap.write(&ws.snapshot_path()) {
-            eprintln!("mlp: warning: cannot write {}: {e}", ws.snapshot_path().display());
+            eprintln!(
+                "mlp: warning: cannot write {}: {e}",
+                ws.snapshot_path().display()
+            );
         }
     }
     let statuses: Vec<(String, Status)> = pipeline
         .order
         .iter()
         .filter(|&&i| c.selected[i])
-        .map(|&i| (pipeline.stages[i].name.clone(), c.status[i].clone().unwrap_or(Status::NotRun)))
+        .map(|&i| {
+            (
+                pipeline.stages[i].name.clone(),
+                c.status[i].clone().unwrap_or(Status::NotRun),
+            )
+        })
         .collect();
     let nothing_to_do = statuses.iter().all(|(_, s)| *s == Status::Fresh);
-    let report = RunReport { id: run_id.clone(), statuses, interrupted: was_interrupted, nothing_to_do };
-    if !opts.dry_run {
+    let report = RunReport {
+        id: run_id.clone(),
+        statuses,
+        interrupted: was_interrupted,
+        nothing_to_do,
+    };
+    if !opts.dry_run && !nothing_to_do {
         let stages: serde_json::Map<String, serde_json::Value> = pipeline
             .order
             .iter()
             .filter(|&&i| c.selected[i])
             .map(|&i| {
-                let mut v = serde_json::to_value(c.status[i].clone().unwrap_or(Status::NotRun)).unwrap_or_default();
+                let mut v = serde_json::to_value(c.status[i].clone().unwrap_or(Status::NotRun))
+                    .unwrap_or_default();
                 if let Some(o) = v.as_object_mut() {
                     o.insert("started_ms".into(), c.times[i].0.into());
                     o.insert("ended_ms".into(), c.times[i].1.into());
@@ -437,7 +538,11 @@ pub fn run(ws: &Workspace, pipeline: &Pipeline, opts: &RunOptions, reporter: &mu
         store.put_run(&run_id, &rec)?;
         store.flush()?;
     }
-    c.reporter.event(&Event::Finish { run: run_id, ok: report.ok(), elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(0) });
+    c.reporter.event(&Event::Finish {
+        run: run_id,
+        ok: report.ok(),
+        elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(0),
+    });
     Ok(report)
 }
 
@@ -455,7 +560,11 @@ fn human_bytes(b: u64) -> String {
 /// Run ids: a counter per workspace, short and typeable (`1`, `2`, ...), stored
 /// zero-padded so that they sort.
 fn next_run_id(store: &SledStore) -> Result<String, StoreError> {
-    let last = store.runs()?.last().and_then(|(k, _)| k.trim_start_matches('0').parse::<u64>().ok()).unwrap_or(0);
+    let last = store
+        .runs()?
+        .last()
+        .and_then(|(k, _)| k.trim_start_matches('0').parse::<u64>().ok())
+        .unwrap_or(0);
     Ok(format!("{:08}", last + 1))
 }
 
@@ -490,7 +599,13 @@ struct Ready {
 }
 
 impl Coordinator<'_> {
-    fn schedule(&mut self, jobs: usize, total: Tokens, table: &ProcessTable, interrupted: &AtomicBool) -> Result<(), EngineError> {
+    fn schedule(
+        &mut self,
+        jobs: usize,
+        total: Tokens,
+        table: &ProcessTable,
+        interrupted: &AtomicBool,
+    ) -> Result<(), EngineError> {
         let n = self.p.stages.len();
         let mut dependents: Vec<Vec<(StageId, DepKind)>> = vec![Vec::new(); n];
         let mut remaining = vec![0usize; n];
@@ -529,12 +644,20 @@ impl Coordinator<'_> {
                 let cache = self.cache.clone();
                 std::thread::Builder::new()
                     .name(format!("mlp-worker-{w}"))
-                    .spawn_scoped(scope, move || worker(&rx, &tx, &table, &root, &stat_cache, &cache))
+                    .spawn_scoped(scope, move || {
+                        worker(&rx, &tx, &table, &root, &stat_cache, &cache)
+                    })
                     .map_err(EngineError::Io)?;
             }
             drop(done_tx);
 
-            let mut evaluable: Vec<StageId> = self.p.order.iter().copied().filter(|&i| self.selected[i] && remaining[i] == 0).collect();
+            let mut evaluable: Vec<StageId> = self
+                .p
+                .order
+                .iter()
+                .copied()
+                .filter(|&i| self.selected[i] && remaining[i] == 0)
+                .collect();
             let mut ready: BinaryHeap<Ready> = BinaryHeap::new();
             let mut free = total;
             let mut running: HashMap<StageId, Tokens> = HashMap::new();
@@ -546,7 +669,8 @@ impl Coordinator<'_> {
                 // 1. Decide every stage whose upstream is done (in parallel: it hashes).
                 if !evaluable.is_empty() {
                     let batch = std::mem::take(&mut evaluable);
-                    let decisions: Vec<(StageId, Decision)> = batch.par_iter().map(|&i| (i, self.decide(i))).collect();
+                    let decisions: Vec<(StageId, Decision)> =
+                        batch.par_iter().map(|&i| (i, self.decide(i))).collect();
                     for (i, d) in decisions {
                         let finished = match d {
                             Decision::Fresh { watch } => {
@@ -570,7 +694,11 @@ impl Coordinator<'_> {
                                 } else {
                                     self.keys.insert(i, key);
                                     self.watch[i] = Some(watch);
-                                    ready.push(Ready { priority: prio[i], order: std::cmp::Reverse(pos[i]), stage: i });
+                                    ready.push(Ready {
+                                        priority: prio[i],
+                                        order: std::cmp::Reverse(pos[i]),
+                                        stage: i,
+                                    });
                                     None
                                 }
                             }
@@ -596,7 +724,10 @@ impl Coordinator<'_> {
                             next_id += 1;
                             let t = now_ms();
                             self.times[r.stage].0 = t;
-                            self.reporter.event(&Event::StageStarted { stage: self.p.stages[r.stage].name.clone(), at_ms: t });
+                            self.reporter.event(&Event::StageStarted {
+                                stage: self.p.stages[r.stage].name.clone(),
+                                at_ms: t,
+                            });
                             if task_tx.send(task).is_err() {
                                 break;
                             }
@@ -610,7 +741,13 @@ impl Coordinator<'_> {
                     ready.extend(skipped);
                 } else {
                     while let Some(r) = ready.pop() {
-                        self.finish(r.stage, Status::NotRun, &dependents, &mut remaining, &mut evaluable);
+                        self.finish(
+                            r.stage,
+                            Status::NotRun,
+                            &dependents,
+                            &mut remaining,
+                            &mut evaluable,
+                        );
                     }
                 }
                 if running.is_empty() {
@@ -620,7 +757,9 @@ impl Coordinator<'_> {
                     continue;
                 }
                 // 3. Wait for a worker.
-                let Ok(done) = done_rx.recv() else { break Ok(()) };
+                let Ok(done) = done_rx.recv() else {
+                    break Ok(());
+                };
                 if let Some(need) = running.remove(&done.stage) {
                     free.cpu += need.cpu;
                     free.mem += need.mem;
@@ -655,7 +794,11 @@ impl Coordinator<'_> {
                 .old_snap
                 .and_then(|s| s.stage(&self.p.stages[i].name))
                 .map_or(1, |s| s.duration_ms.max(1));
-            let below = dependents[i].iter().map(|(j, _)| prio[*j]).max().unwrap_or(0);
+            let below = dependents[i]
+                .iter()
+                .map(|(j, _)| prio[*j])
+                .max()
+                .unwrap_or(0);
             prio[i] = own + below;
         }
         prio
@@ -665,7 +808,11 @@ impl Coordinator<'_> {
         let old = self.old_snap?;
         let s = old.stage(&self.p.stages[i].name)?;
         Some(Watch {
-            entries: s.watch.iter().filter_map(|&k| old.entries.get(k as usize).cloned()).collect(),
+            entries: s
+                .watch
+                .iter()
+                .filter_map(|&k| old.entries.get(k as usize).cloned())
+                .collect(),
             identity: s.identity,
         })
     }
@@ -683,13 +830,22 @@ impl Coordinator<'_> {
                 Some(Status::WouldRun { .. }) => {}
                 Some(_) if d.kind == DepKind::Failed => {}
                 Some(Status::Skipped { .. }) => {
-                    return Decision::Skip(format!("upstream `{}` was skipped", self.p.stages[d.stage].name));
+                    return Decision::Skip(format!(
+                        "upstream `{}` was skipped",
+                        self.p.stages[d.stage].name
+                    ));
                 }
                 Some(Status::NotRun) | None => {
-                    return Decision::Skip(format!("upstream `{}` did not run", self.p.stages[d.stage].name));
+                    return Decision::Skip(format!(
+                        "upstream `{}` did not run",
+                        self.p.stages[d.stage].name
+                    ));
                 }
                 Some(_) => {
-                    return Decision::Skip(format!("upstream `{}` failed", self.p.stages[d.stage].name));
+                    return Decision::Skip(format!(
+                        "upstream `{}` failed",
+                        self.p.stages[d.stage].name
+                    ));
                 }
             }
         }
@@ -701,7 +857,10 @@ impl Coordinator<'_> {
         }
         // In a dry run, whatever is downstream of a stage that would run would run too.
         if self.opts.dry_run
-            && let Some(d) = s.deps.iter().find(|d| matches!(self.status[d.stage], Some(Status::WouldRun { .. })))
+            && let Some(d) = s
+                .deps
+                .iter()
+                .find(|d| matches!(self.status[d.stage], Some(Status::WouldRun { .. })))
         {
             return Decision::Run {
                 key: empty_key(),
@@ -714,6 +873,9 @@ impl Coordinator<'_> {
             && !s.always
             && self.snap_fresh.get(&s.name).copied().unwrap_or(false)
             && self.old_snap.and_then(|o| o.stage(&s.name)).is_some_and(|o| o.shape == self.shapes[i])
+            // What the snapshot saw of an upstream output holds only if that stage did
+            // not just write it again.
+            && s.deps.iter().all(|d| !self.selected[d.stage] || self.status[d.stage] == Some(Status::Fresh))
         {
             return Decision::Fresh { watch: None };
         }
@@ -731,15 +893,25 @@ impl Coordinator<'_> {
         let mut entries = Vec::new();
         for inp in &s.inputs {
             if inp.path.starts_with('/') || inp.path.starts_with("../") {
-                entries.push(Entry::stat(Path::new("/"), &abs_of(root, &inp.path)).map_err(|e| format!("cannot read input `{}`: {e}", inp.path))?);
+                entries.push(
+                    Entry::stat(Path::new("/"), &abs_of(root, &inp.path))
+                        .map_err(|e| format!("cannot read input `{}`: {e}", inp.path))?,
+                );
                 continue;
             }
-            entries.extend(snapshot::watch(root, &inp.path, inp.kind == InputKind::Glob).map_err(|e| format!("cannot read input `{}`: {e}", inp.path))?);
+            entries.extend(
+                snapshot::watch(root, &inp.path, inp.kind == InputKind::Glob)
+                    .map_err(|e| format!("cannot read input `{}`: {e}", inp.path))?,
+            );
         }
-        let key = identity::key(s, &hasher).map_err(|e| format!("cannot hash the inputs of `{}`: {e}", s.name))?;
+        let key = identity::key(s, &hasher)
+            .map_err(|e| format!("cannot hash the inputs of `{}`: {e}", s.name))?;
         let id = key.digest();
         let id_hex = hex(&id);
-        let last = self.store.last_success(&s.name).map_err(|e| e.to_string())?;
+        let last = self
+            .store
+            .last_success(&s.name)
+            .map_err(|e| e.to_string())?;
         let frozen_ok = s.frozen && last.is_some();
         if !self.force[i] && !s.always {
             if let Some(last) = &last
@@ -749,14 +921,25 @@ impl Coordinator<'_> {
                 let (intact, out_entries) = self.outputs_intact(s, last)?;
                 if intact {
                     entries.extend(out_entries);
-                    return Ok(Decision::Fresh { watch: Some(Watch { entries: with_digests(entries, &key), identity: parse_hex(&last.identity).unwrap_or(id) }) });
+                    return Ok(Decision::Fresh {
+                        watch: Some(Watch {
+                            entries: with_digests(entries, &key),
+                            identity: parse_hex(&last.identity).unwrap_or(id),
+                        }),
+                    });
                 }
                 if frozen_ok {
                     // A frozen stage never reruns: bring its outputs back.
                     if let Some(w) = self.restore(s, last, &mut entries)? {
-                        return Ok(Decision::Restored { record: self.restored_record(s, last), watch: w });
+                        return Ok(Decision::Restored {
+                            record: self.restored_record(s, last),
+                            watch: w,
+                        });
                     }
-                    return Err(format!("stage `{}` is frozen, but its outputs changed and the cache no longer has them; remove `frozen` to rebuild them", s.name));
+                    return Err(format!(
+                        "stage `{}` is frozen, but its outputs changed and the cache no longer has them; remove `frozen` to rebuild them",
+                        s.name
+                    ));
                 }
             }
             // The run-cache: any earlier success with this identity.
@@ -779,11 +962,19 @@ impl Coordinator<'_> {
                 None => "never run".to_string(),
                 Some(l) => {
                     let old: Option<StageKey> = serde_json::from_value(l.key.clone()).ok();
-                    old.and_then(|o| identity::diff(&o, &key).into_iter().next()).unwrap_or_else(|| "outputs changed or missing".to_string())
+                    old.and_then(|o| identity::diff(&o, &key).into_iter().next())
+                        .unwrap_or_else(|| "outputs changed or missing".to_string())
                 }
             }
         };
-        Ok(Decision::Run { key, reason, watch: Watch { entries, identity: id } })
+        Ok(Decision::Run {
+            watch: Watch {
+                entries: with_digests(entries, &key),
+                identity: id,
+            },
+            key,
+            reason,
+        })
     }
 
     fn outputs_intact(&self, s: &Stage, last: &StageRecord) -> Result<(bool, Vec<Entry>), String> {
@@ -794,8 +985,13 @@ impl Coordinator<'_> {
             let Some(rec) = last.outputs.iter().find(|r| r.path == o.path) else {
                 return Ok((false, entries));
             };
-            entries.extend(snapshot::watch(root, &o.path, false).map_err(|e| format!("cannot read output `{}`: {e}", o.path))?);
-            let now = hasher.path(&o.path).map_err(|e| format!("cannot hash output `{}`: {e}", o.path))?;
+            entries.extend(
+                snapshot::watch(root, &o.path, false)
+                    .map_err(|e| format!("cannot read output `{}`: {e}", o.path))?,
+            );
+            let now = hasher
+                .path(&o.path)
+                .map_err(|e| format!("cannot hash output `{}`: {e}", o.path))?;
             if now.digest().map(hex) != parse_hex(&rec.digest).map(|d| hex(&d)) {
                 return Ok((false, entries));
             }
@@ -805,12 +1001,19 @@ impl Coordinator<'_> {
 
     /// Bring a record's outputs back from the object cache. `None` when an object is
     /// missing or corrupt (the stage then runs).
-    fn restore(&self, s: &Stage, rec: &StageRecord, entries: &mut Vec<Entry>) -> Result<Option<Watch>, String> {
+    fn restore(
+        &self,
+        s: &Stage,
+        rec: &StageRecord,
+        entries: &mut Vec<Entry>,
+    ) -> Result<Option<Watch>, String> {
         let root = &self.ws.root;
         let hasher = Hasher::new(root, self.stat_cache);
         let mut out_entries = Vec::new();
         for o in &s.outputs {
-            let Some(r) = rec.outputs.iter().find(|r| r.path == o.path) else { return Ok(None) };
+            let Some(r) = rec.outputs.iter().find(|r| r.path == o.path) else {
+                return Ok(None);
+            };
             let want = content_of(r);
             let dst = root.join(&o.path);
             let have = hasher.path(&o.path).ok();
@@ -822,11 +1025,17 @@ impl Coordinator<'_> {
                     return Ok(None);
                 }
             }
-            out_entries.extend(snapshot::watch(root, &o.path, false).map_err(|e| format!("cannot read output `{}`: {e}", o.path))?);
+            let mut es = snapshot::watch(root, &o.path, false)
+                .map_err(|e| format!("cannot read output `{}`: {e}", o.path))?;
+            set_digest(&mut es, &o.path, &want);
+            out_entries.extend(es);
         }
         let mut all = std::mem::take(entries);
         all.extend(out_entries);
-        Ok(Some(Watch { entries: all, identity: parse_hex(&rec.identity).unwrap_or([0; 32]) }))
+        Ok(Some(Watch {
+            entries: all,
+            identity: parse_hex(&rec.identity).unwrap_or([0; 32]),
+        }))
     }
 
     fn restored_record(&self, s: &Stage, from: &StageRecord) -> StageRecord {
@@ -851,10 +1060,17 @@ impl Coordinator<'_> {
             job: Job {
                 command: s.command.clone(),
                 cwd: self.ws.root.clone(),
-                env: s.env.iter().map(|(k, v)| (k.clone(), v.clone())).chain(param_env(s)).collect(),
+                env: s
+                    .env
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .chain(param_env(s))
+                    .collect(),
                 log: self.ws.log_path(&self.run_id, &s.name),
                 timeout: s.timeout_ms.map(Duration::from_millis),
-                echo: self.opts.verbose.then(|| exec::Echo { prefix: s.name.clone() }),
+                echo: self.opts.verbose.then(|| exec::Echo {
+                    prefix: s.name.clone(),
+                }),
             },
             retry: s.retry,
             fallback: s.fallback.clone(),
@@ -871,32 +1087,70 @@ impl Coordinator<'_> {
         self.times[i].1 = ended;
         let key = self.keys.remove(&i).unwrap_or_else(empty_key);
         let (outcome, status, outputs) = match (&done.finished, done.outputs) {
-            (Err(e), _) => (Outcome::Failed { code: None, signal: None }, Status::Failed { reason: e.clone() }, Vec::new()),
+            (Err(e), _) => (
+                Outcome::Failed {
+                    code: None,
+                    signal: None,
+                },
+                Status::Failed { reason: e.clone() },
+                Vec::new(),
+            ),
             (Ok(f), outs) => match &f.exit {
                 Exit::Code(0) => match outs {
-                    Ok(outs) => (Outcome::Succeeded, Status::Ran { attempts: done.attempts }, outs),
-                    Err(e) => (Outcome::Failed { code: Some(0), signal: None }, Status::Failed { reason: e }, Vec::new()),
+                    Ok(outs) => (
+                        Outcome::Succeeded,
+                        Status::Ran {
+                            attempts: done.attempts,
+                        },
+                        outs,
+                    ),
+                    Err(e) => (
+                        Outcome::Failed {
+                            code: Some(0),
+                            signal: None,
+                        },
+                        Status::Failed { reason: e },
+                        Vec::new(),
+                    ),
                 },
                 Exit::Code(c) => (
-                    Outcome::Failed { code: Some(*c), signal: None },
-                    Status::Failed { reason: format!("exit code {c}{}", attempts_note(done.attempts)) },
+                    Outcome::Failed {
+                        code: Some(*c),
+                        signal: None,
+                    },
+                    Status::Failed {
+                        reason: format!("exit code {c}{}", attempts_note(done.attempts)),
+                    },
                     Vec::new(),
                 ),
                 Exit::Signal(sig) => (
-                    Outcome::Failed { code: None, signal: Some(*sig) },
-                    Status::Failed { reason: format!("killed by signal {sig}{}", attempts_note(done.attempts)) },
+                    Outcome::Failed {
+                        code: None,
+                        signal: Some(*sig),
+                    },
+                    Status::Failed {
+                        reason: format!("killed by signal {sig}{}", attempts_note(done.attempts)),
+                    },
                     Vec::new(),
                 ),
                 Exit::TimedOut => (
                     Outcome::TimedOut,
-                    Status::Failed { reason: format!("timed out after {}", human_ms(s.timeout_ms.unwrap_or(0))) },
+                    Status::Failed {
+                        reason: format!("timed out after {}", human_ms(s.timeout_ms.unwrap_or(0))),
+                    },
                     Vec::new(),
                 ),
                 Exit::Cancelled => (Outcome::Interrupted, Status::Interrupted, Vec::new()),
             },
         };
-        let (cpu_ms, rss) = done.finished.as_ref().map_or((0, 0), |f| (f.cpu_ms, f.max_rss_kb));
-        let started_ms = done.finished.as_ref().map_or(self.times[i].0, |f| ms_of(f.started));
+        let (cpu_ms, rss) = done
+            .finished
+            .as_ref()
+            .map_or((0, 0), |f| (f.cpu_ms, f.max_rss_kb));
+        let started_ms = done
+            .finished
+            .as_ref()
+            .map_or(self.times[i].0, |f| ms_of(f.started));
         let mut watch = self.watch[i].take().unwrap_or_default();
         let record = StageRecord {
             stage: s.name.clone(),
@@ -910,7 +1164,11 @@ impl Coordinator<'_> {
             attempts: done.attempts,
             cpu_ms,
             max_rss_kb: rss,
-            metrics: if done.used_fallback { serde_json::json!({"fallback_used": true}) } else { serde_json::Value::Null },
+            metrics: if done.used_fallback {
+                serde_json::json!({"fallback_used": true})
+            } else {
+                serde_json::Value::Null
+            },
         };
         self.store.put_record(&record)?;
         if status.ok() {
@@ -929,11 +1187,21 @@ impl Coordinator<'_> {
         Ok(status)
     }
 
-    fn finish(&mut self, i: StageId, st: Status, dependents: &[Vec<(StageId, DepKind)>], remaining: &mut [usize], evaluable: &mut Vec<StageId>) {
+    fn finish(
+        &mut self,
+        i: StageId,
+        st: Status,
+        dependents: &[Vec<(StageId, DepKind)>],
+        remaining: &mut [usize],
+        evaluable: &mut Vec<StageId>,
+    ) {
         if self.status[i].is_some() {
             return;
         }
-        if !matches!(st, Status::Ran { .. } | Status::Failed { .. } | Status::Interrupted) {
+        if !matches!(
+            st,
+            Status::Ran { .. } | Status::Failed { .. } | Status::Interrupted
+        ) {
             // Finished without a worker: report it too.
             self.reporter.event(&Event::StageFinished {
                 stage: self.p.stages[i].name.clone(),
@@ -964,7 +1232,10 @@ impl Coordinator<'_> {
         }
         let mut stages = Vec::new();
         for (i, s) in self.p.stages.iter().enumerate() {
-            let fresh_now = matches!(self.status[i], Some(Status::Fresh | Status::Restored | Status::Ran { .. }));
+            let fresh_now = matches!(
+                self.status[i],
+                Some(Status::Fresh | Status::Restored | Status::Ran { .. })
+            );
             let watch = if fresh_now {
                 self.watch[i].clone()
             } else if !self.selected[i] {
@@ -977,9 +1248,15 @@ impl Coordinator<'_> {
             let Some(w) = watch else { continue };
             let old = self.old_snap.and_then(|o| o.stage(&s.name));
             let (succeeded_ms, duration_ms) = match self.status[i] {
-                Some(Status::Ran { .. }) => (self.times[i].1, self.times[i].1.saturating_sub(self.times[i].0)),
+                Some(Status::Ran { .. }) => (
+                    self.times[i].1,
+                    self.times[i].1.saturating_sub(self.times[i].0),
+                ),
                 Some(Status::Restored) => (self.times[i].1, old.map_or(0, |o| o.duration_ms)),
-                _ => (old.map_or_else(now_ms, |o| o.succeeded_ms), old.map_or(0, |o| o.duration_ms)),
+                _ => (
+                    old.map_or_else(now_ms, |o| o.succeeded_ms),
+                    old.map_or(0, |o| o.duration_ms),
+                ),
             };
             let watch: Vec<u32> = w.entries.into_iter().map(|e| b.add(e)).collect();
             stages.push(StageSnap {
@@ -993,6 +1270,7 @@ impl Coordinator<'_> {
                 duration_ms,
             });
         }
+        stages.sort_by(|a, b| a.name.cmp(&b.name));
         Snapshot {
             written_ns: now_ns(),
             pipeline_file: self.opts.pipeline_file.clone(),
@@ -1015,7 +1293,10 @@ fn abs_of(root: &Path, p: &str) -> String {
     if p.starts_with('/') {
         p.to_string()
     } else {
-        std::fs::canonicalize(root.join(p)).map_or_else(|_| root.join(p).display().to_string(), |c| c.display().to_string())
+        std::fs::canonicalize(root.join(p)).map_or_else(
+            |_| root.join(p).display().to_string(),
+            |c| c.display().to_string(),
+        )
     }
 }
 
@@ -1032,6 +1313,16 @@ fn with_digests(mut entries: Vec<Entry>, key: &StageKey) -> Vec<Entry> {
     entries
 }
 
+/// A file output's digest on its snapshot entry (it was just written: racily clean).
+fn set_digest(entries: &mut [Entry], path: &str, c: &Content) {
+    if let (Some(e), Content::File { digest, .. }) = (entries.first_mut(), c)
+        && e.path == path
+        && e.kind == snapshot::Kind::File
+    {
+        e.digest = Some(*digest);
+    }
+}
+
 fn empty_key() -> StageKey {
     StageKey {
         format: identity::CACHE_FORMAT,
@@ -1044,7 +1335,11 @@ fn empty_key() -> StageKey {
 }
 
 fn attempts_note(n: u32) -> String {
-    if n > 1 { format!(" (after {n} attempts)") } else { String::new() }
+    if n > 1 {
+        format!(" (after {n} attempts)")
+    } else {
+        String::new()
+    }
 }
 
 pub fn human_ms(ms: u64) -> String {
@@ -1066,10 +1361,25 @@ fn param_env(s: &Stage) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = s
         .params
         .iter()
-        .map(|(k, v)| (format!("MLP_PARAM_{}", k.replace('.', "__").replace('-', "_").to_uppercase()), v.to_string()))
+        .map(|(k, v)| {
+            (
+                format!(
+                    "MLP_PARAM_{}",
+                    k.replace('.', "__").replace('-', "_").to_uppercase()
+                ),
+                v.to_string(),
+            )
+        })
         .collect();
-    let obj: serde_json::Map<String, serde_json::Value> = s.params.iter().map(|(k, v)| (k.clone(), v.to_json())).collect();
-    out.push(("MLP_PARAMS".to_string(), serde_json::Value::Object(obj).to_string()));
+    let obj: serde_json::Map<String, serde_json::Value> = s
+        .params
+        .iter()
+        .map(|(k, v)| (k.clone(), v.to_json()))
+        .collect();
+    out.push((
+        "MLP_PARAMS".to_string(),
+        serde_json::Value::Object(obj).to_string(),
+    ));
     out.push(("MLP_STAGE".to_string(), s.name.clone()));
     out
 }
@@ -1078,10 +1388,20 @@ fn param_env(s: &Stage) -> Vec<(String, String)> {
 fn when_holds(w: &mlp_plan::expr::Cond, c: &Coordinator<'_>) -> bool {
     struct Ctx<'a, 'b>(&'a Coordinator<'b>);
     impl mlp_plan::expr::EvalContext for Ctx<'_, '_> {
-        fn metric(&self, _stage: StageId, _name: &str, _field: &[mlp_plan::expr::Segment]) -> Option<mlp_plan::Value> {
+        fn metric(
+            &self,
+            _stage: StageId,
+            _name: &str,
+            _field: &[mlp_plan::expr::Segment],
+        ) -> Option<mlp_plan::Value> {
             None
         }
-        fn baseline(&self, _stage: StageId, _name: &str, _field: &[mlp_plan::expr::Segment]) -> Option<mlp_plan::Value> {
+        fn baseline(
+            &self,
+            _stage: StageId,
+            _name: &str,
+            _field: &[mlp_plan::expr::Segment],
+        ) -> Option<mlp_plan::Value> {
             None
         }
         fn failed(&self, stage: StageId) -> bool {
@@ -1090,12 +1410,22 @@ fn when_holds(w: &mlp_plan::expr::Cond, c: &Coordinator<'_>) -> bool {
     }
     let names = |i: StageId| c.p.stages[i].name.clone();
     let mut seen = Vec::new();
-    matches!(w.eval(&Ctx(c), &names, &mut seen), Ok(mlp_plan::Value::Bool(true)))
+    matches!(
+        w.eval(&Ctx(c), &names, &mut seen),
+        Ok(mlp_plan::Value::Bool(true))
+    )
 }
 
 /// A worker thread: take a task, run it (with retries and the fallback), hash and cache
 /// its outputs, send the result.
-fn worker(rx: &Mutex<mpsc::Receiver<Task>>, tx: &mpsc::Sender<Done>, table: &ProcessTable, root: &Path, stat_cache: &StatCache, cache: &ObjectCache) {
+fn worker(
+    rx: &Mutex<mpsc::Receiver<Task>>,
+    tx: &mpsc::Sender<Done>,
+    table: &ProcessTable,
+    root: &Path,
+    stat_cache: &StatCache,
+    cache: &ObjectCache,
+) {
     let mut id: u64 = 0;
     loop {
         let task = {
@@ -1112,7 +1442,8 @@ fn worker(rx: &Mutex<mpsc::Receiver<Task>>, tx: &mpsc::Sender<Done>, table: &Pro
         let mut finished = loop {
             attempts += 1;
             let r = exec::run(&task.job, job_id, table);
-            let retry = matches!(&r, Ok(f) if !f.success() && !matches!(f.exit, Exit::Cancelled)) && attempts <= task.retry;
+            let retry = matches!(&r, Ok(f) if !f.success() && !matches!(f.exit, Exit::Cancelled))
+                && attempts <= task.retry;
             if !retry {
                 break r;
             }
@@ -1151,16 +1482,29 @@ fn worker(rx: &Mutex<mpsc::Receiver<Task>>, tx: &mpsc::Sender<Done>, table: &Pro
 }
 
 /// After success: every declared output must exist; stat, hash and cache each.
-fn collect_outputs(root: &Path, stat_cache: &StatCache, cache: &ObjectCache, outputs: &[String]) -> Result<Vec<(OutputRecord, Vec<Entry>)>, String> {
+fn collect_outputs(
+    root: &Path,
+    stat_cache: &StatCache,
+    cache: &ObjectCache,
+    outputs: &[String],
+) -> Result<Vec<(OutputRecord, Vec<Entry>)>, String> {
     let hasher = Hasher::new(root, stat_cache);
     let mut out = Vec::new();
     for o in outputs {
-        let entries = snapshot::watch(root, o, false).map_err(|e| format!("cannot read output `{o}`: {e}"))?;
-        let content = hasher.path(o).map_err(|e| format!("cannot hash output `{o}`: {e}"))?;
+        let mut entries = snapshot::watch(root, o, false)
+            .map_err(|e| format!("cannot read output `{o}`: {e}"))?;
+        let content = hasher
+            .path(o)
+            .map_err(|e| format!("cannot hash output `{o}`: {e}"))?;
+        set_digest(&mut entries, o, &content);
         if content == Content::Missing {
-            return Err(format!("the command succeeded but did not write its declared output `{o}`"));
+            return Err(format!(
+                "the command succeeded but did not write its declared output `{o}`"
+            ));
         }
-        cache.put(&root.join(o), &content).map_err(|e| format!("cannot cache output `{o}`: {e}"))?;
+        cache
+            .put(&root.join(o), &content)
+            .map_err(|e| format!("cannot cache output `{o}`: {e}"))?;
         out.push((record_of(o, &content), entries));
     }
     Ok(out)

@@ -144,7 +144,11 @@ impl Snapshot {
         if u32::from_le_bytes(*version) != VERSION {
             return None;
         }
-        postcard::from_bytes(rest).ok()
+        let mut snap: Snapshot = postcard::from_bytes(rest).ok()?;
+        if !snap.stages.is_sorted_by(|a, b| a.name <= b.name) {
+            snap.stages.sort_by(|a, b| a.name.cmp(&b.name));
+        }
+        Some(snap)
     }
 
     /// Write atomically: a temp file renamed over the old one.
@@ -202,7 +206,10 @@ impl Snapshot {
 
     /// The stage's entry, when it still applies to a stage of this shape.
     pub fn stage(&self, name: &str) -> Option<&StageSnap> {
-        self.stages.iter().find(|s| s.name == name)
+        self.stages
+            .binary_search_by(|s| s.name.as_str().cmp(name))
+            .ok()
+            .map(|i| &self.stages[i])
     }
 }
 
@@ -266,8 +273,17 @@ pub fn watch(root: &Path, path: &str, glob: bool) -> io::Result<Vec<Entry>> {
     Ok(out)
 }
 
-fn walk(root: &Path, dir: &str, out: &mut Vec<Entry>, keep_file: &dyn Fn(&str) -> bool) -> io::Result<()> {
-    let full = if dir.is_empty() { root.to_path_buf() } else { root.join(dir) };
+fn walk(
+    root: &Path,
+    dir: &str,
+    out: &mut Vec<Entry>,
+    keep_file: &dyn Fn(&str) -> bool,
+) -> io::Result<()> {
+    let full = if dir.is_empty() {
+        root.to_path_buf()
+    } else {
+        root.join(dir)
+    };
     let mut names: Vec<String> = std::fs::read_dir(&full)?
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -277,7 +293,11 @@ fn walk(root: &Path, dir: &str, out: &mut Vec<Entry>, keep_file: &dyn Fn(&str) -
         if dir.is_empty() && n == crate::hash::MLP_DIR {
             continue;
         }
-        let p = if dir.is_empty() { n } else { format!("{dir}/{n}") };
+        let p = if dir.is_empty() {
+            n
+        } else {
+            format!("{dir}/{n}")
+        };
         let e = Entry::stat(root, &p)?;
         match e.kind {
             Kind::Dir => {

@@ -10,6 +10,8 @@ mod params;
 pub mod value;
 
 pub use diag::{Diagnostic, Diagnostics, Style};
-pub use lower::{Options, Plan, glob_match, is_under, load, load_str, normalize, quote};
+pub use lower::{
+    Options, Plan, glob_match, is_under, load, load_str, normalize, quote, syntax_diagnostics,
+};
 pub use model::*;
 pub use value::Value;

@@ -95,6 +95,23 @@ pub fn load_str(name: &str, text: &str, root: &Path, opts: &Options) -> Result<P
     }
 }
 
+/// Diagnostics for a file that does not parse (for `mlp fmt`, which needs no planning).
+pub fn syntax_diagnostics(
+    name: &str,
+    text: &str,
+    errs: Vec<mlp_syntax::SyntaxError>,
+) -> Diagnostics {
+    let mut l = Lowerer {
+        root: PathBuf::new(),
+        sources: SourceMap::default(),
+        rel_names: Vec::new(),
+        diags: Vec::new(),
+    };
+    let id = l.sources.add(name.to_string(), text.to_string());
+    l.syntax_errors(id, errs);
+    l.finish_err()
+}
+
 struct Lowerer {
     root: PathBuf,
     sources: SourceMap,
