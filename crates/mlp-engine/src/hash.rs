@@ -704,8 +704,11 @@ impl<'a> Hasher<'a> {
                 let path = e.path().to_path_buf();
                 with_path(e.into_error(), &path)
             })?;
-            let Ok(rel) = p.strip_prefix(self.root) else {
-                continue;
+            // The glob crate drops a leading `./`: a root of `.` prefixes nothing.
+            let rel = match p.strip_prefix(self.root) {
+                Ok(rel) => rel,
+                Err(_) if self.root == Path::new(".") => p.as_path(),
+                Err(_) => continue,
             };
             let mut parts = Vec::new();
             for c in rel.components() {
