@@ -1,0 +1,64 @@
+//! Every example pipeline passes `mlp check`; the quickstart runs end to end in a copy.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{Ws, names};
+
+fn examples() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut out: Vec<PathBuf> = std::fs::read_dir(&root)
+        .expect("examples/")
+        .filter_map(Result::ok)
+        .map(|e| e.path().join("pipeline.mlp"))
+        .filter(|p| p.is_file())
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn every_example_passes_check() {
+    let all = examples();
+    assert!(!all.is_empty());
+    for p in all {
+        let out = std::process::Command::new(common::mlp_bin())
+            .args(["-f", p.to_str().unwrap(), "check"])
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}: {}", p.display(), String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name();
+        if [".mlp", "data", "models", "metrics", "__pycache__"].contains(&name.to_str().unwrap_or("")) {
+            continue;
+        }
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(&name));
+        } else {
+            std::fs::copy(e.path(), to.join(&name)).unwrap();
+        }
+    }
+}
+
+#[test]
+fn quickstart_runs_and_reruns_only_what_a_param_change_touches() {
+    let ws = Ws::new("");
+    copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart"), ws.path());
+    let r = ws.run(&[]);
+    r.assert_ok();
+    assert_eq!(r.ran(), names(&["evaluate", "make_data", "split", "train"]));
+    let eval: serde_json::Value = serde_json::from_str(&ws.read("metrics/eval.json")).unwrap();
+    assert!(eval["auc"].as_f64().unwrap() > 0.6, "{eval}");
+    assert!(ws.run(&[]).nothing_to_do());
+    let r = ws.run(&["--set", "train.epochs=50"]);
+    r.assert_ok();
+    assert_eq!(r.ran(), names(&["evaluate", "train"]));
+}
