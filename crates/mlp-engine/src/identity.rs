@@ -28,6 +28,10 @@ pub struct StageKey {
     pub params: BTreeMap<String, serde_json::Value>,
     pub env: BTreeMap<String, String>,
     pub outputs: Vec<String>,
+    /// `after` stages, by name, with their identity (for an `always` stage, with the run
+    /// it last ran in): `after x` reruns when `x` changes, without reading its outputs.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub after: BTreeMap<String, String>,
 }
 
 impl StageKey {
@@ -89,7 +93,30 @@ pub fn key(stage: &Stage, hasher: &Hasher<'_>) -> io::Result<StageKey> {
             .collect(),
         env: stage.env.clone(),
         outputs: stage.outputs.iter().map(|o| o.path.clone()).collect(),
+        after: BTreeMap::new(),
     })
+}
+
+/// Add the `after` stages' identities to a key; `upstream` gives a stage's last successful
+/// record's identity and run id.
+pub fn add_after(
+    key: &mut StageKey,
+    p: &mlp_plan::Pipeline,
+    stage: mlp_plan::StageId,
+    upstream: impl Fn(mlp_plan::StageId) -> Option<(String, String)>,
+) {
+    for d in &p.stages[stage].deps {
+        if d.kind != mlp_plan::DepKind::After {
+            continue;
+        }
+        let up = &p.stages[d.stage];
+        let v = match upstream(d.stage) {
+            Some((id, run)) if up.always => format!("{id}:{run}"),
+            Some((id, _)) => id,
+            None => "never run".to_string(),
+        };
+        key.after.insert(up.name.clone(), v);
+    }
 }
 
 /// Workspace paths go through the stat cache; paths outside it (absolute, `..`) are
@@ -168,6 +195,11 @@ pub fn diff(old: &StageKey, new: &StageKey) -> Vec<String> {
             if old.env.get(k) != new.env.get(k) {
                 out.push(format!("env `{k}` changed"));
             }
+        }
+    }
+    for (k, v) in &new.after {
+        if old.after.get(k) != Some(v) {
+            out.push(format!("`after` stage `{k}` changed"));
         }
     }
     if old.outputs != new.outputs {

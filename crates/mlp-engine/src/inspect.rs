@@ -155,7 +155,14 @@ fn stage_state(
             reason: format!("`every {}` has expired", crate::run::human_ms(every)),
         });
     }
-    let key = identity::key(s, hasher)?;
+    let mut key = identity::key(s, hasher)?;
+    identity::add_after(&mut key, p, i, |j| {
+        store
+            .last_success(&p.stages[j].name)
+            .ok()
+            .flatten()
+            .map(|r| (r.identity, r.run_id))
+    });
     if hex(&key.digest()) != ok.identity && !s.frozen {
         let old: Option<StageKey> = serde_json::from_value(ok.key.clone()).ok();
         let reason = old
@@ -231,7 +238,15 @@ pub fn explain(ws: &Workspace, p: &Pipeline, stage: &str) -> Result<Explanation,
         None => Vec::new(),
     });
     let hasher = Hasher::new(&ws.root, &stat_cache);
-    let key = identity::key(s, &hasher)?;
+    let mut key = identity::key(s, &hasher)?;
+    if let Some(st) = &store {
+        identity::add_after(&mut key, p, i, |j| {
+            st.last_success(&p.stages[j].name)
+                .ok()
+                .flatten()
+                .map(|r| (r.identity, r.run_id))
+        });
+    }
     let identity = hex(&key.digest());
     let last = match &store {
         Some(st) => st.last_success(&s.name)?,

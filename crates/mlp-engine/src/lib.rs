@@ -6,6 +6,7 @@ pub mod hash;
 pub mod identity;
 pub mod inspect;
 pub mod lock;
+pub mod metrics;
 pub mod run;
 pub mod snapshot;
 pub mod store;

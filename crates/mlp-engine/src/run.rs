@@ -263,6 +263,8 @@ struct Done {
     attempts: u32,
     used_fallback: bool,
     outputs: Result<Vec<(OutputRecord, Vec<Entry>)>, String>,
+    /// Each metrics file parsed (`name → content`), when the outputs are all there.
+    metrics: Result<serde_json::Value, String>,
     log: PathBuf,
 }
 
@@ -272,6 +274,8 @@ struct Task {
     retry: u32,
     fallback: Option<String>,
     outputs: Vec<String>,
+    /// `(name, path)` of each metrics file.
+    metrics: Vec<(String, String)>,
 }
 
 /// The shape of a stage's key (everything but input contents), for snapshot validity.
@@ -473,8 +477,13 @@ pub fn run(
         times: vec![(0, 0); pipeline.stages.len()],
         keys: HashMap::new(),
         stopping: false,
+        interrupted: false,
         last_done: 0,
         reporter,
+        records: vec![None; pipeline.stages.len()],
+        notes: vec![Vec::new(); pipeline.stages.len()],
+        baseline: baseline(&store)?,
+        promote: false,
     };
     c.schedule(jobs, total, &table, &interrupted)?;
 
@@ -510,32 +519,11 @@ pub fn run(
         nothing_to_do,
     };
     if !opts.dry_run && !nothing_to_do {
-        let stages: serde_json::Map<String, serde_json::Value> = pipeline
-            .order
-            .iter()
-            .filter(|&&i| c.selected[i])
-            .map(|&i| {
-                let mut v = serde_json::to_value(c.status[i].clone().unwrap_or(Status::NotRun))
-                    .unwrap_or_default();
-                if let Some(o) = v.as_object_mut() {
-                    o.insert("started_ms".into(), c.times[i].0.into());
-                    o.insert("ended_ms".into(), c.times[i].1.into());
-                }
-                (pipeline.stages[i].name.clone(), v)
-            })
-            .collect();
-        let rec = serde_json::json!({
-            "id": run_id,
-            "pipeline": pipeline.name,
-            "started_ms": started_ms,
-            "ended_ms": now_ms(),
-            "ok": report.ok(),
-            "interrupted": was_interrupted,
-            "targets": opts.targets,
-            "overrides": opts.overrides,
-            "stages": stages,
-        });
+        let rec = c.run_record(started_ms, report.ok(), was_interrupted)?;
         store.put_run(&run_id, &rec)?;
+        if c.promote && report.ok() {
+            store.put_meta(BASELINE, &run_id)?;
+        }
         store.flush()?;
     }
     c.reporter.event(&Event::Finish {
@@ -544,6 +532,36 @@ pub fn run(
         elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(0),
     });
     Ok(report)
+}
+
+/// The store's `meta` key naming the promoted run.
+pub const BASELINE: &str = "baseline";
+
+/// The promoted run, if any: its id and record.
+fn baseline(store: &SledStore) -> Result<Option<(String, serde_json::Value)>, StoreError> {
+    let Some(id) = store.meta(BASELINE)? else {
+        return Ok(None);
+    };
+    Ok(store.run(&id)?.map(|r| (id, r)))
+}
+
+/// The commit checked out in the workspace's git repository, and whether the work tree
+/// differs from it (`None` outside git).
+fn git_state(root: &Path) -> Option<(String, bool)> {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .current_dir(root)
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+    };
+    let commit = git(&["rev-parse", "HEAD"])?.trim().to_string();
+    let dirty = git(&["status", "--porcelain", "--untracked-files=no"])
+        .is_some_and(|s| !s.trim().is_empty());
+    Some((commit, dirty))
 }
 
 fn human_bytes(b: u64) -> String {
@@ -586,8 +604,18 @@ struct Coordinator<'a> {
     times: Vec<(u64, u64)>,
     keys: HashMap<StageId, StageKey>,
     stopping: bool,
+    /// Ctrl-C: not even failure handlers start.
+    interrupted: bool,
     last_done: StageId,
     reporter: &'a mut dyn Reporter,
+    /// The record each stage got in this run (ran, restored, failed).
+    records: Vec<Option<StageRecord>>,
+    /// Why each stage ended as it did, beyond its status (e.g. a gate with no baseline).
+    notes: Vec<Vec<String>>,
+    /// The promoted run: its id and record.
+    baseline: Option<(String, serde_json::Value)>,
+    /// A `promote` stage succeeded in this run.
+    promote: bool,
 }
 
 #[derive(PartialEq, Eq, PartialOrd, Ord)]
@@ -665,6 +693,7 @@ impl Coordinator<'_> {
             let result = loop {
                 if interrupted.load(Ordering::SeqCst) {
                     self.stopping = true;
+                    self.interrupted = true;
                 }
                 // 1. Decide every stage whose upstream is done (in parallel: it hashes).
                 if !evaluable.is_empty() {
@@ -677,19 +706,35 @@ impl Coordinator<'_> {
                                 self.watch[i] = watch.or_else(|| self.carried(i));
                                 Some(Status::Fresh)
                             }
-                            Decision::Restored { record, watch } => {
+                            Decision::Restored { mut record, watch } => {
                                 let t = now_ms();
                                 self.times[i] = (t, t);
+                                let st = match self.judge(i, &record.metrics) {
+                                    Ok(notes) => {
+                                        record.outcome = Outcome::Succeeded;
+                                        self.notes[i] = notes;
+                                        self.watch[i] = Some(watch);
+                                        self.promote |= self.p.stages[i].promote;
+                                        Status::Restored
+                                    }
+                                    Err(reason) => {
+                                        record.outcome = Outcome::CheckFailed {
+                                            message: reason.clone(),
+                                        };
+                                        Status::Failed { reason }
+                                    }
+                                };
                                 self.store.put_record(&record)?;
-                                self.watch[i] = Some(watch);
-                                Some(Status::Restored)
+                                self.records[i] = Some(record);
+                                Some(st)
                             }
                             Decision::Skip(reason) => Some(Status::Skipped { reason }),
                             Decision::Fail(reason) => Some(Status::Failed { reason }),
                             Decision::Run { key, reason, watch } => {
                                 if self.opts.dry_run {
                                     Some(Status::WouldRun { reason })
-                                } else if self.stopping {
+                                } else if self.stopping && (self.interrupted || !self.is_handler(i))
+                                {
                                     Some(Status::NotRun)
                                 } else {
                                     self.keys.insert(i, key);
@@ -711,9 +756,19 @@ impl Coordinator<'_> {
                 }
                 // 2. Hand out work while tokens last (look a little past a stage that
                 //    does not fit, so a big stage does not idle the machine).
-                if !self.stopping {
+                {
                     let mut skipped = Vec::new();
                     while let Some(r) = ready.pop() {
+                        if self.stopping && (self.interrupted || !self.is_handler(r.stage)) {
+                            self.finish(
+                                r.stage,
+                                Status::NotRun,
+                                &dependents,
+                                &mut remaining,
+                                &mut evaluable,
+                            );
+                            continue;
+                        }
                         let need = needs(&self.p.stages[r.stage], total);
                         if need.cpu <= free.cpu && need.mem <= free.mem && need.gpu <= free.gpu {
                             free.cpu -= need.cpu;
@@ -739,16 +794,6 @@ impl Coordinator<'_> {
                         }
                     }
                     ready.extend(skipped);
-                } else {
-                    while let Some(r) = ready.pop() {
-                        self.finish(
-                            r.stage,
-                            Status::NotRun,
-                            &dependents,
-                            &mut remaining,
-                            &mut evaluable,
-                        );
-                    }
                 }
                 if running.is_empty() {
                     if evaluable.is_empty() && (ready.is_empty() || self.stopping) {
@@ -766,9 +811,6 @@ impl Coordinator<'_> {
                     free.gpu += need.gpu;
                 }
                 let st = self.completed(done)?;
-                if !st.ok() && !self.opts.keep_going {
-                    self.stopping = true;
-                }
                 let i = self.last_done;
                 self.finish(i, st, &dependents, &mut remaining, &mut evaluable);
             };
@@ -806,7 +848,7 @@ impl Coordinator<'_> {
 
     fn carried(&self, i: StageId) -> Option<Watch> {
         let old = self.old_snap?;
-        let s = old.stage(&self.p.stages[i].name)?;
+        let s = old.stage(&self.p.stages[i].name).filter(|s| !s.skipped)?;
         Some(Watch {
             entries: s
                 .watch
@@ -850,10 +892,23 @@ impl Coordinator<'_> {
             }
         }
         // A handler (`when failed(x)`) with no failure to handle is skipped.
-        if let Some(w) = &s.when
-            && !when_holds(w, self)
-        {
-            return Decision::Skip("its `when` condition is false".to_string());
+        if let Some(w) = &s.when {
+            let mut seen = Vec::new();
+            let names = |j: StageId| self.p.stages[j].name.clone();
+            match w.eval(&Ctx { c: self, own: None }, &names, &mut seen) {
+                Ok(mlp_plan::Value::Bool(true)) => {}
+                Ok(_) => {
+                    let saw = if seen.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" {}", mlp_plan::expr::describe_seen(w, &seen))
+                    };
+                    return Decision::Skip(format!("`when {}` is false{saw}", w_text(s)));
+                }
+                Err(e) => {
+                    return Decision::Skip(format!("`when {}` cannot be decided: {e}", w_text(s)));
+                }
+            }
         }
         // In a dry run, whatever is downstream of a stage that would run would run too.
         if self.opts.dry_run
@@ -870,9 +925,10 @@ impl Coordinator<'_> {
         }
         // The snapshot: nothing this stage reads or writes was touched.
         if !self.force[i]
-            && !s.always
+                        && !s.always
+            && !self.is_handler(i)
             && self.snap_fresh.get(&s.name).copied().unwrap_or(false)
-            && self.old_snap.and_then(|o| o.stage(&s.name)).is_some_and(|o| o.shape == self.shapes[i])
+                        && self.old_snap.and_then(|o| o.stage(&s.name)).is_some_and(|o| o.shape == self.shapes[i] && !o.skipped)
             // What the snapshot saw of an upstream output holds only if that stage did
             // not just write it again.
             && s.deps.iter().all(|d| !self.selected[d.stage] || self.status[d.stage] == Some(Status::Fresh))
@@ -904,8 +960,19 @@ impl Coordinator<'_> {
                     .map_err(|e| format!("cannot read input `{}`: {e}", inp.path))?,
             );
         }
-        let key = identity::key(s, &hasher)
+        let mut key = identity::key(s, &hasher)
             .map_err(|e| format!("cannot hash the inputs of `{}`: {e}", s.name))?;
+        identity::add_after(&mut key, self.p, i, |j| match &self.records[j] {
+            Some(r) if r.outcome == Outcome::Succeeded => {
+                Some((r.identity.clone(), r.run_id.clone()))
+            }
+            _ => self
+                .store
+                .last_success(&self.p.stages[j].name)
+                .ok()
+                .flatten()
+                .map(|r| (r.identity, r.run_id)),
+        });
         let id = key.digest();
         let id_hex = hex(&id);
         let last = self
@@ -913,7 +980,14 @@ impl Coordinator<'_> {
             .last_success(&s.name)
             .map_err(|e| e.to_string())?;
         let frozen_ok = s.frozen && last.is_some();
-        if !self.force[i] && !s.always {
+        // `every`: stale that long after the last success, whatever else holds.
+        let expired = !frozen_ok
+            && s.every_ms
+                .zip(last.as_ref())
+                .is_some_and(|(every, l)| now_ms() >= l.ended_ms.saturating_add(every));
+        // A failure handler runs whenever it is triggered.
+        let always = s.always || self.is_handler(i);
+        if !self.force[i] && !always && !expired {
             if let Some(last) = &last
                 && (last.identity == id_hex || frozen_ok)
             {
@@ -957,6 +1031,13 @@ impl Coordinator<'_> {
             "forced".to_string()
         } else if s.always {
             "`always`".to_string()
+        } else if always {
+            "a failure handler runs whenever it is triggered".to_string()
+        } else if expired {
+            format!(
+                "`every {}` has passed since its last success",
+                human_ms(s.every_ms.unwrap_or(0))
+            )
         } else {
             match &last {
                 None => "never run".to_string(),
@@ -1075,6 +1156,17 @@ impl Coordinator<'_> {
             retry: s.retry,
             fallback: s.fallback.clone(),
             outputs: s.outputs.iter().map(|o| o.path.clone()).collect(),
+            metrics: s
+                .outputs
+                .iter()
+                .filter(|o| o.metrics)
+                .map(|o| {
+                    (
+                        o.name.clone().unwrap_or_else(|| o.path.clone()),
+                        o.path.clone(),
+                    )
+                })
+                .collect(),
         }
     }
 
@@ -1086,7 +1178,8 @@ impl Coordinator<'_> {
         let ended = now_ms();
         self.times[i].1 = ended;
         let key = self.keys.remove(&i).unwrap_or_else(empty_key);
-        let (outcome, status, outputs) = match (&done.finished, done.outputs) {
+        let mut metrics = serde_json::Value::Null;
+        let (mut outcome, mut status, outputs) = match (&done.finished, done.outputs) {
             (Err(e), _) => (
                 Outcome::Failed {
                     code: None,
@@ -1096,15 +1189,26 @@ impl Coordinator<'_> {
                 Vec::new(),
             ),
             (Ok(f), outs) => match &f.exit {
-                Exit::Code(0) => match outs {
-                    Ok(outs) => (
-                        Outcome::Succeeded,
-                        Status::Ran {
-                            attempts: done.attempts,
+                Exit::Code(0) => match (outs, done.metrics) {
+                    (Ok(outs), Ok(m)) => {
+                        metrics = m;
+                        (
+                            Outcome::Succeeded,
+                            Status::Ran {
+                                attempts: done.attempts,
+                            },
+                            outs,
+                        )
+                    }
+                    (Ok(_), Err(e)) => (
+                        Outcome::Failed {
+                            code: Some(0),
+                            signal: None,
                         },
-                        outs,
+                        Status::Failed { reason: e },
+                        Vec::new(),
                     ),
-                    Err(e) => (
+                    (Err(e), _) => (
                         Outcome::Failed {
                             code: Some(0),
                             signal: None,
@@ -1151,6 +1255,23 @@ impl Coordinator<'_> {
             .finished
             .as_ref()
             .map_or(self.times[i].0, |f| ms_of(f.started));
+        if outcome == Outcome::Succeeded {
+            match self.judge(i, &metrics) {
+                Ok(notes) => {
+                    self.notes[i] = notes;
+                    self.promote |= s.promote;
+                }
+                Err(reason) => {
+                    outcome = Outcome::CheckFailed {
+                        message: reason.clone(),
+                    };
+                    status = Status::Failed { reason };
+                }
+            }
+        }
+        if done.used_fallback {
+            self.notes[i].push("the fallback command produced the outputs".to_string());
+        }
         let mut watch = self.watch[i].take().unwrap_or_default();
         let record = StageRecord {
             stage: s.name.clone(),
@@ -1164,13 +1285,11 @@ impl Coordinator<'_> {
             attempts: done.attempts,
             cpu_ms,
             max_rss_kb: rss,
-            metrics: if done.used_fallback {
-                serde_json::json!({"fallback_used": true})
-            } else {
-                serde_json::Value::Null
-            },
+            metrics,
+            fallback_used: done.used_fallback,
         };
         self.store.put_record(&record)?;
+        self.records[i] = Some(record);
         if status.ok() {
             for (_, e) in outputs {
                 watch.entries.extend(e);
@@ -1185,6 +1304,152 @@ impl Coordinator<'_> {
             log: Some(done.log.display().to_string()),
         });
         Ok(status)
+    }
+
+    /// The run's entry in the history: what ran and how, with params, metrics and output
+    /// hashes of every stage (a stage that did not run this time is listed with what its
+    /// last success left, so that `mlp checkout` and baselines see the whole pipeline).
+    fn run_record(
+        &self,
+        started_ms: u64,
+        ok: bool,
+        interrupted: bool,
+    ) -> Result<serde_json::Value, EngineError> {
+        let mut stages = serde_json::Map::new();
+        for &i in &self.p.order {
+            let s = &self.p.stages[i];
+            let status = if self.selected[i] {
+                self.status[i].clone().unwrap_or(Status::NotRun)
+            } else {
+                Status::NotRun
+            };
+            let mut v = serde_json::to_value(&status).unwrap_or_default();
+            let rec = match &self.records[i] {
+                Some(r) => Some(r.clone()),
+                None => self.store.last_success(&s.name)?,
+            };
+            if let Some(o) = v.as_object_mut() {
+                if !self.selected[i] {
+                    o.insert("status".into(), "not_selected".into());
+                }
+                if let Some(r) = &rec {
+                    let this_run = self.records[i].is_some();
+                    o.insert("identity".into(), r.identity.clone().into());
+                    o.insert(
+                        "outputs".into(),
+                        serde_json::to_value(&r.outputs).unwrap_or_default(),
+                    );
+                    o.insert("metrics".into(), r.metrics.clone());
+                    if this_run {
+                        o.insert("started_ms".into(), r.started_ms.into());
+                        o.insert("ended_ms".into(), r.ended_ms.into());
+                        o.insert(
+                            "duration_ms".into(),
+                            r.ended_ms.saturating_sub(r.started_ms).into(),
+                        );
+                        o.insert("attempts".into(), r.attempts.into());
+                        o.insert("cpu_ms".into(), r.cpu_ms.into());
+                        o.insert("max_rss_kb".into(), r.max_rss_kb.into());
+                        o.insert("fallback_used".into(), r.fallback_used.into());
+                    } else {
+                        o.insert("from_run".into(), r.run_id.clone().into());
+                    }
+                }
+                if !self.notes[i].is_empty() {
+                    o.insert("notes".into(), self.notes[i].clone().into());
+                }
+            }
+            stages.insert(s.name.clone(), v);
+        }
+        let git = git_state(&self.ws.root);
+        Ok(serde_json::json!({
+            "id": self.run_id,
+            "pipeline": self.p.name,
+            "started_ms": started_ms,
+            "ended_ms": now_ms(),
+            "ok": ok,
+            "interrupted": interrupted,
+            "git": git.map(|(commit, dirty)| serde_json::json!({"commit": commit, "dirty": dirty})),
+            "targets": self.opts.targets,
+            "params": mlp_plan::Value::Map(self.p.params.clone()).to_json(),
+            "overrides": self.opts.overrides,
+            "promoted": self.promote && ok,
+            "stages": stages,
+        }))
+    }
+
+    /// A failure handler: `when failed(x)`.
+    fn is_handler(&self, i: StageId) -> bool {
+        self.p.stages[i]
+            .deps
+            .iter()
+            .any(|d| d.kind == DepKind::Failed)
+    }
+
+    /// A stage's metrics as seen in this run: what it produced now, or at its last success
+    /// when it was fresh or not part of the run.
+    fn metrics_of(&self, i: StageId) -> Option<serde_json::Value> {
+        match &self.status[i] {
+            Some(Status::Ran { .. } | Status::Restored) => {
+                self.records[i].as_ref().map(|r| r.metrics.clone())
+            }
+            Some(Status::Fresh) | None => self
+                .store
+                .last_success(&self.p.stages[i].name)
+                .ok()
+                .flatten()
+                .map(|r| r.metrics),
+            _ => None,
+        }
+    }
+
+    /// Evaluate a stage's checks and gates on its metrics: notes when they hold, the
+    /// failure (the expression and the values it saw) when one does not.
+    fn judge(&self, i: StageId, own: &serde_json::Value) -> Result<Vec<String>, String> {
+        let s = &self.p.stages[i];
+        let ctx = Ctx {
+            c: self,
+            own: Some((i, own)),
+        };
+        let names = |j: StageId| self.p.stages[j].name.clone();
+        let mut notes = Vec::new();
+        for a in &s.checks {
+            let kind = match a.kind {
+                mlp_plan::AssertionKind::Check => "check",
+                mlp_plan::AssertionKind::Gate => "gate",
+            };
+            let mut seen = Vec::new();
+            let suffix = a
+                .message
+                .as_ref()
+                .map(|m| format!(": {m}"))
+                .unwrap_or_default();
+            match a.cond.eval(&ctx, &names, &mut seen) {
+                Ok(mlp_plan::Value::Bool(true)) => {
+                    if seen.iter().any(|(k, v)| {
+                        k.starts_with("baseline.") && *v == mlp_plan::Value::Str("none".into())
+                    }) {
+                        notes.push(format!("{kind} `{}` passed without comparing: no baseline yet (a run with a `promote` stage, or `mlp promote RUN`, sets it)", a.text));
+                    }
+                }
+                Ok(mlp_plan::Value::Bool(false)) => {
+                    return Err(format!(
+                        "{kind} failed: {} {}{suffix}",
+                        a.text,
+                        mlp_plan::expr::describe_seen(&a.cond, &seen)
+                    ));
+                }
+                Ok(v) => {
+                    return Err(format!(
+                        "{kind} failed: `{}` is a {}, not a bool",
+                        a.text,
+                        v.type_name()
+                    ));
+                }
+                Err(e) => return Err(format!("{kind} failed: {}: {e}{suffix}", a.text)),
+            }
+        }
+        Ok(notes)
     }
 
     fn finish(
@@ -1210,6 +1475,9 @@ impl Coordinator<'_> {
                 ended_ms: self.times[i].1,
                 log: None,
             });
+        }
+        if matches!(st, Status::Failed { .. } | Status::Interrupted) && !self.opts.keep_going {
+            self.stopping = true;
         }
         self.status[i] = Some(st);
         for &(j, _) in &dependents[i] {
@@ -1242,6 +1510,21 @@ impl Coordinator<'_> {
                 // Not part of this run: what it was up to date with still holds (or not:
                 // the stats decide next time).
                 self.carried(i)
+            } else if matches!(self.status[i], Some(Status::Skipped { .. })) {
+                // Skipped by a `when` (or below one): while everything else stays as it
+                // is, it stays skipped. The no-op needs to know that, not more.
+                stages.push(StageSnap {
+                    name: s.name.clone(),
+                    shape: self.shapes[i],
+                    identity: [0; 32],
+                    watch: Vec::new(),
+                    always: false,
+                    skipped: true,
+                    succeeded_ms: 0,
+                    every_ms: None,
+                    duration_ms: 0,
+                });
+                None
             } else {
                 None
             };
@@ -1254,7 +1537,15 @@ impl Coordinator<'_> {
                 ),
                 Some(Status::Restored) => (self.times[i].1, old.map_or(0, |o| o.duration_ms)),
                 _ => (
-                    old.map_or_else(now_ms, |o| o.succeeded_ms),
+                    old.map(|o| o.succeeded_ms)
+                        .or_else(|| {
+                            self.store
+                                .last_success(&s.name)
+                                .ok()
+                                .flatten()
+                                .map(|r| r.ended_ms)
+                        })
+                        .unwrap_or_else(now_ms),
                     old.map_or(0, |o| o.duration_ms),
                 ),
             };
@@ -1265,6 +1556,7 @@ impl Coordinator<'_> {
                 identity: w.identity,
                 watch,
                 always: s.always,
+                skipped: false,
                 succeeded_ms,
                 every_ms: s.every_ms,
                 duration_ms,
@@ -1323,6 +1615,10 @@ fn set_digest(entries: &mut [Entry], path: &str, c: &Content) {
     }
 }
 
+fn w_text(s: &Stage) -> String {
+    s.when_text.clone().unwrap_or_default()
+}
+
 fn empty_key() -> StageKey {
     StageKey {
         format: identity::CACHE_FORMAT,
@@ -1331,6 +1627,7 @@ fn empty_key() -> StageKey {
         params: Default::default(),
         env: Default::default(),
         outputs: Vec::new(),
+        after: Default::default(),
     }
 }
 
@@ -1384,36 +1681,49 @@ fn param_env(s: &Stage) -> Vec<(String, String)> {
     out
 }
 
-/// `when`: only `failed(...)` can be decided without metrics for now.
-fn when_holds(w: &mlp_plan::expr::Cond, c: &Coordinator<'_>) -> bool {
-    struct Ctx<'a, 'b>(&'a Coordinator<'b>);
-    impl mlp_plan::expr::EvalContext for Ctx<'_, '_> {
-        fn metric(
-            &self,
-            _stage: StageId,
-            _name: &str,
-            _field: &[mlp_plan::expr::Segment],
-        ) -> Option<mlp_plan::Value> {
-            None
-        }
-        fn baseline(
-            &self,
-            _stage: StageId,
-            _name: &str,
-            _field: &[mlp_plan::expr::Segment],
-        ) -> Option<mlp_plan::Value> {
-            None
-        }
-        fn failed(&self, stage: StageId) -> bool {
-            matches!(self.0.status[stage], Some(Status::Failed { .. }))
-        }
+/// What conditions, checks and gates see: metrics of this run (a stage that ran or was
+/// restored), or of the last success (a fresh stage), the baseline, and failures.
+struct Ctx<'a, 'b> {
+    c: &'a Coordinator<'b>,
+    /// The stage being judged, with the metrics it just produced.
+    own: Option<(StageId, &'a serde_json::Value)>,
+}
+
+impl mlp_plan::expr::EvalContext for Ctx<'_, '_> {
+    fn metric(
+        &self,
+        stage: StageId,
+        name: &str,
+        field: &[mlp_plan::expr::Segment],
+    ) -> Option<mlp_plan::Value> {
+        let all = match self.own {
+            Some((j, m)) if j == stage => m.clone(),
+            _ => self.c.metrics_of(stage)?,
+        };
+        let v = crate::metrics::field(all.get(name)?, field)?;
+        Some(mlp_plan::Value::from_json(v.clone()))
     }
-    let names = |i: StageId| c.p.stages[i].name.clone();
-    let mut seen = Vec::new();
-    matches!(
-        w.eval(&Ctx(c), &names, &mut seen),
-        Ok(mlp_plan::Value::Bool(true))
-    )
+
+    fn baseline(
+        &self,
+        stage: StageId,
+        name: &str,
+        field: &[mlp_plan::expr::Segment],
+    ) -> Option<mlp_plan::Value> {
+        let (_, run) = self.c.baseline.as_ref()?;
+        let m = run
+            .get("stages")?
+            .get(&self.c.p.stages[stage].name)?
+            .get("metrics")?
+            .get(name)?;
+        Some(mlp_plan::Value::from_json(
+            crate::metrics::field(m, field)?.clone(),
+        ))
+    }
+
+    fn failed(&self, stage: StageId) -> bool {
+        matches!(self.c.status[stage], Some(Status::Failed { .. }))
+    }
 }
 
 /// A worker thread: take a task, run it (with retries and the fallback), hash and cache
@@ -1467,18 +1777,32 @@ fn worker(
             Ok(f) if f.success() => collect_outputs(root, stat_cache, cache, &task.outputs),
             _ => Ok(Vec::new()),
         };
+        let metrics = match (&finished, &outputs) {
+            (Ok(f), Ok(_)) if f.success() => read_metrics(root, &task.metrics),
+            _ => Ok(serde_json::Value::Null),
+        };
         let done = Done {
             stage: task.stage,
             finished: finished.map_err(|e| format!("cannot run the command: {e}")),
             attempts,
             used_fallback,
             outputs,
+            metrics,
             log: task.job.log.clone(),
         };
         if tx.send(done).is_err() {
             return;
         }
     }
+}
+
+/// Every metrics file of a stage, parsed: `{name: content}`.
+fn read_metrics(root: &Path, files: &[(String, String)]) -> Result<serde_json::Value, String> {
+    let mut m = serde_json::Map::new();
+    for (name, path) in files {
+        m.insert(name.clone(), crate::metrics::read(root, path)?);
+    }
+    Ok(serde_json::Value::Object(m))
 }
 
 /// After success: every declared output must exist; stat, hash and cache each.

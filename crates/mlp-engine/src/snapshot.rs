@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::hash::Digest;
 
 /// Bump when the layout changes (an old snapshot is then ignored, never misread).
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 const MAGIC: &[u8; 8] = b"mlpsnap\0";
 
 /// A file's timestamps advance at least this often on the filesystems mlp supports
@@ -97,6 +97,9 @@ pub struct StageSnap {
     /// Indexes into `Snapshot::entries`: its inputs (expanded) and its outputs.
     pub watch: Vec<u32>,
     pub always: bool,
+    /// Skipped by a `when` in that run (it watches nothing: it stays skipped while every
+    /// other stage stays fresh).
+    pub skipped: bool,
     /// For `every`: when it last succeeded, and how long that stays fresh.
     pub succeeded_ms: u64,
     pub every_ms: Option<u64>,

@@ -98,8 +98,12 @@ pub struct StageRecord {
     /// Peak resident set size of the command, KiB.
     pub max_rss_kb: u64,
     /// Metrics reported by the stage (`Null` when none).
+    /// Metrics files read after success: `{name: parsed content}`.
     #[serde(default)]
     pub metrics: serde_json::Value,
+    /// The `fallback` command produced the outputs.
+    #[serde(default)]
+    pub fallback_used: bool,
 }
 
 /// One stat-cache entry: a file's stat fingerprint and its content digest.
@@ -210,6 +214,16 @@ pub trait Store: Send + Sync {
     fn remove_cached(&self, identity: &str) -> Result<(), StoreError>;
     /// Makes everything written so far durable.
     fn flush(&self) -> Result<(), StoreError>;
+    /// A small named value (e.g. `baseline`: the promoted run's id).
+    fn meta(&self, key: &str) -> Result<Option<String>, StoreError>;
+    /// Sets a named value, durably.
+    fn put_meta(&self, key: &str, value: &str) -> Result<(), StoreError>;
+}
+
+/// A record's outputs are worth keeping in the run-cache: the command succeeded (a failed
+/// check or gate judges the outputs, it does not make them wrong).
+fn cacheable(o: &Outcome) -> bool {
+    matches!(o, Outcome::Succeeded | Outcome::CheckFailed { .. })
 }
 
 // ---------------------------------------------------------------------------
@@ -230,6 +244,7 @@ pub struct SledStore {
     last_ok: sled::Tree,
     stat: sled::Tree,
     runs: sled::Tree,
+    meta: sled::Tree,
 }
 
 impl std::fmt::Debug for SledStore {
@@ -281,6 +296,7 @@ impl SledStore {
             last_ok: tree("last_ok")?,
             stat: tree("stat")?,
             runs: tree("runs")?,
+            meta: meta.clone(),
             db: db.clone(),
             path: path.clone(),
         };
@@ -379,11 +395,14 @@ impl Store for SledStore {
     fn put_record(&self, rec: &StageRecord) -> Result<(), StoreError> {
         let bytes = encode_json("stage record", rec)?;
         let ok = rec.outcome == Outcome::Succeeded;
+        let keep = cacheable(&rec.outcome);
         let res: sled::transaction::TransactionResult<(), ()> =
             (&self.last, &self.last_ok, &self.cache).transaction(|(last, last_ok, cache)| {
                 last.insert(rec.stage.as_bytes(), bytes.as_slice())?;
                 if ok {
                     last_ok.insert(rec.stage.as_bytes(), bytes.as_slice())?;
+                }
+                if keep {
                     cache.insert(rec.identity.as_bytes(), bytes.as_slice())?;
                 }
                 Ok(())
@@ -482,6 +501,21 @@ impl Store for SledStore {
     fn flush(&self) -> Result<(), StoreError> {
         self.flush_db()
     }
+
+    fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let v = self
+            .meta
+            .get(key.as_bytes())
+            .map_err(|e| self.sled_err(e))?;
+        Ok(v.map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    fn put_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.meta
+            .insert(key.as_bytes(), value.as_bytes())
+            .map_err(|e| self.sled_err(e))?;
+        self.flush_db()
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -495,6 +529,7 @@ struct MemInner {
     last_ok: BTreeMap<String, StageRecord>,
     stat: BTreeMap<String, StatEntry>,
     runs: BTreeMap<String, serde_json::Value>,
+    meta: BTreeMap<String, String>,
 }
 
 /// An in-memory [`Store`] (for tests and dry runs). One mutex guards all
@@ -535,6 +570,8 @@ impl Store for MemStore {
         g.last.insert(rec.stage.clone(), rec.clone());
         if rec.outcome == Outcome::Succeeded {
             g.last_ok.insert(rec.stage.clone(), rec.clone());
+        }
+        if cacheable(&rec.outcome) {
             g.cache.insert(rec.identity.clone(), rec.clone());
         }
         Ok(())
@@ -593,6 +630,15 @@ impl Store for MemStore {
     }
 
     fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.lock().meta.get(key).cloned())
+    }
+
+    fn put_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.lock().meta.insert(key.to_string(), value.to_string());
         Ok(())
     }
 }

@@ -222,9 +222,22 @@ impl Cond {
                     }
                     return Ok(Value::Bool(as_bool(&rhs.eval(ctx, names, seen)?, *op)?));
                 }
-                let l = lhs.eval(ctx, names, seen)?;
-                let r = rhs.eval(ctx, names, seen)?;
-                binary(*op, &l, &r)?
+                let l = lhs.eval(ctx, names, seen);
+                let r = rhs.eval(ctx, names, seen);
+                match (l, r) {
+                    (Ok(l), Ok(r)) => binary(*op, &l, &r)?,
+                    (Err(e @ (EvalError::Missing(_) | EvalError::Type(_))), _)
+                    | (_, Err(e @ (EvalError::Missing(_) | EvalError::Type(_)))) => return Err(e),
+                    // No baseline yet (no promoted run, or a metric it did not have): a
+                    // comparison with it holds, so the first model can become the baseline.
+                    (Err(EvalError::NoBaseline(f)), _) | (_, Err(EvalError::NoBaseline(f)))
+                        if op.is_comparison() =>
+                    {
+                        seen.push((format!("baseline.{f}"), Value::Str("none".into())));
+                        Value::Bool(true)
+                    }
+                    (Err(e), _) | (_, Err(e)) => return Err(e),
+                }
             }
             Cond::Call { func, args } => {
                 let vals = args

@@ -1,7 +1,7 @@
 //! From syntax trees to the validated `Pipeline`: includes, params, `for` expansion,
 //! interpolation, name resolution, validation and the dependency edges.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use mlp_syntax::ast::{self, Span};
@@ -45,6 +45,8 @@ pub fn load(path: &Path, opts: &Options) -> Result<Plan, Diagnostics> {
         sources: SourceMap::default(),
         rel_names: Vec::new(),
         diags: Vec::new(),
+        reported: HashSet::new(),
+        params_failed: false,
     };
     let display = path.display().to_string();
     let file_name = path
@@ -74,6 +76,8 @@ pub fn load_str(name: &str, text: &str, root: &Path, opts: &Options) -> Result<P
         sources: SourceMap::default(),
         rel_names: Vec::new(),
         diags: Vec::new(),
+        reported: HashSet::new(),
+        params_failed: false,
     };
     let id = l.sources.add(name.to_string(), text.to_string());
     l.rel_names.push(name.to_string());
@@ -106,6 +110,8 @@ pub fn syntax_diagnostics(
         sources: SourceMap::default(),
         rel_names: Vec::new(),
         diags: Vec::new(),
+        reported: HashSet::new(),
+        params_failed: false,
     };
     let id = l.sources.add(name.to_string(), text.to_string());
     l.syntax_errors(id, errs);
@@ -118,6 +124,11 @@ struct Lowerer {
     /// Workspace-relative name of each source.
     rel_names: Vec<String>,
     diags: Vec<Diagnostic>,
+    /// (code, file, primary span) of every diagnostic so far: a `for` loop body is checked
+    /// once per value, and the same mistake is reported once.
+    reported: HashSet<(&'static str, usize, Span)>,
+    /// A params file could not be read: unknown-key errors would only follow from that.
+    params_failed: bool,
 }
 
 /// A stage after `for` expansion, before resolution.
@@ -127,6 +138,8 @@ struct RawStage<'a> {
     name: String,
     name_span: Span,
     vars: Vars,
+    /// Its name could not be interpolated (already reported): not checked further.
+    bad_name: bool,
 }
 
 type Vars = Vec<(String, Value)>;
@@ -149,6 +162,11 @@ impl Lowerer {
     }
 
     fn err(&mut self, d: Diagnostic) {
+        if let (Some(file), Some(l)) = (d.file, d.labels.iter().find(|l| l.primary))
+            && !self.reported.insert((d.code, file, l.span))
+        {
+            return;
+        }
         self.diags.push(d);
     }
 
@@ -244,6 +262,9 @@ impl Lowerer {
                     ast::ItemKind::Param { key, value } => inline.push((*fid, key, value)),
                     ast::ItemKind::Env(pairs) => env_items.push((*fid, pairs)),
                     ast::ItemKind::Unknown(w) => {
+                        if self.string_ran_on(*fid, w) {
+                            continue;
+                        }
                         let mut d = Diagnostic::new(
                             "E0101",
                             format!("unknown keyword `{}`", w.node),
@@ -266,6 +287,9 @@ impl Lowerer {
         let mut overrides = Vec::new();
         for (k, v) in &opts.overrides {
             if Value::lookup(&params, k).is_none() {
+                if self.params_failed {
+                    continue;
+                }
                 let keys = Value::keys(&params);
                 let mut d =
                     Diagnostic::new("E0129", format!("`--set {k}=...`: no params key `{k}`"));
@@ -297,6 +321,9 @@ impl Lowerer {
         // 4. Names: unique and valid.
         let mut by_name: HashMap<String, usize> = HashMap::new();
         for (i, r) in raw.iter().enumerate() {
+            if r.bad_name {
+                continue;
+            }
             if !valid_name(&r.name) {
                 self.err(
                     Diagnostic::new("E0130", format!("`{}` is not a valid stage name", r.name))
@@ -306,20 +333,34 @@ impl Lowerer {
             }
             if let Some(&j) = by_name.get(&r.name) {
                 let first = &raw[j];
-                let mut d = Diagnostic::new(
-                    "E0105",
-                    format!("stage `{}` is defined twice", r.name),
-                )
-                .at(r.file, r.name_span, "defined again here");
-                if first.file == r.file {
-                    d = d.also(first.name_span, "first defined here");
+                // The same stage written once in a `for` loop, made again for another value.
+                let same_place =
+                    first.file == r.file && first.name_span == r.name_span && !r.vars.is_empty();
+                let mut d =
+                    Diagnostic::new("E0105", format!("stage `{}` is defined twice", r.name));
+                if same_place {
+                    d = d.at(
+                        r.file,
+                        r.name_span,
+                        format!(
+                            "the same name for every value of `{}`",
+                            r.vars[r.vars.len() - 1].0
+                        ),
+                    );
+                } else {
+                    d = d.at(r.file, r.name_span, "defined again here");
+                    if first.file == r.file {
+                        d = d.also(first.name_span, "first defined here");
+                    }
                 }
                 d = d.help(if r.vars.is_empty() {
                     "rename one of the stages".to_string()
                 } else {
+                    let text = &self.sources.files[r.file].text[r.name_span.start..r.name_span.end];
+                    let stem = text.strip_suffix('"').unwrap_or(text).trim_start_matches('"');
                     format!(
-                        "a `for` loop makes one stage per value: use the loop variable in the name (`\"{}_${{{}}}\"`)",
-                        r.name, r.vars[r.vars.len() - 1].0
+                        "a `for` loop makes one stage per value: use the loop variable in the name (`\"{stem}_${{{}}}\"`)",
+                        r.vars[r.vars.len() - 1].0
                     )
                 });
                 self.err(d);
@@ -365,24 +406,63 @@ impl Lowerer {
                     }
                     if let Some((j, sp)) = by_path.get(&path).copied() {
                         let other = &raw[j];
-                        let mut d = Diagnostic::new(
-                            "E0106",
-                            format!(
-                                "`{path}` is an output of two stages, `{}` and `{}`",
-                                other.name, r.name
-                            ),
-                        )
-                        .at(
-                            r.file,
-                            np.path.span,
-                            format!("declared by `{}`", r.name),
-                        );
-                        if other.file == r.file && j != i {
-                            d = d.also(sp, format!("declared by `{}`", other.name));
+                        let d = if j == i {
+                            Some(
+                                Diagnostic::new(
+                                    "E0106",
+                                    format!(
+                                        "stage `{}` declares the output `{path}` twice",
+                                        r.name
+                                    ),
+                                )
+                                .at(r.file, np.path.span, "declared again here")
+                                .also(sp, "first here")
+                                .help("declare each output once"),
+                            )
+                        } else if other.name == r.name && !other.bad_name {
+                            // The stage is defined twice, which is reported already.
+                            None
+                        } else if other.file == r.file && sp == np.path.span {
+                            // One stage in a `for` loop, the same path for every value.
+                            let var = r.vars.last().map_or("", |(n, _)| n.as_str());
+                            Some(
+                                Diagnostic::new(
+                                    "E0106",
+                                    format!(
+                                        "`{path}` is an output of two stages, `{}` and `{}`",
+                                        other.name, r.name
+                                    ),
+                                )
+                                .at(
+                                    r.file,
+                                    np.path.span,
+                                    format!("the same path for every value of `{var}`"),
+                                )
+                                .help(format!("use the loop variable in the path: `${{{var}}}`")),
+                            )
+                        } else {
+                            let mut d = Diagnostic::new(
+                                "E0106",
+                                format!(
+                                    "`{path}` is an output of two stages, `{}` and `{}`",
+                                    other.name, r.name
+                                ),
+                            )
+                            .at(
+                                r.file,
+                                np.path.span,
+                                format!("declared by `{}`", r.name),
+                            );
+                            if other.file == r.file {
+                                d = d.also(sp, format!("declared by `{}`", other.name));
+                            }
+                            Some(d.help(
+                                "every output belongs to one stage: give one of them another path",
+                            ))
+                        };
+                        if let Some(d) = d {
+                            self.err(d);
                         }
-                        self.err(d.help(
-                            "every output belongs to one stage: give one of them another path",
-                        ));
                     } else {
                         by_path.insert(path.clone(), (i, np.path.span));
                     }
@@ -532,6 +612,8 @@ impl Lowerer {
         span: Span,
         rel: &str,
     ) -> Option<BTreeMap<String, Value>> {
+        // Whatever goes wrong below, params keys will be missing because of it.
+        let failed_before = std::mem::replace(&mut self.params_failed, true);
         let full = self.root.join(rel);
         let display = self.display_of(&full);
         let text = match std::fs::read(&full).map(String::from_utf8) {
@@ -560,7 +642,10 @@ impl Lowerer {
         self.rel_names.push(rel.to_string());
         let text = self.sources.files[id].text.clone();
         match crate::params::parse(&display, &text, id) {
-            Ok(m) => Some(m),
+            Ok(m) => {
+                self.params_failed = failed_before;
+                Some(m)
+            }
             Err(mut d) => {
                 if d.file.is_none() {
                     d = d.at(fid, span, "named here");
@@ -582,6 +667,7 @@ impl Lowerer {
         for item in items {
             match &item.kind {
                 ast::ItemKind::Stage(s) => {
+                    let n_before = self.diags.len();
                     let (name, span) = match &s.name {
                         ast::StageName::Ident(n) => (n.node.clone(), n.span),
                         ast::StageName::Str(st) => (self.plain_str(fid, st, vars, params), st.span),
@@ -592,6 +678,7 @@ impl Lowerer {
                         name,
                         name_span: span,
                         vars: vars.clone(),
+                        bad_name: self.diags.len() > n_before,
                     });
                 }
                 ast::ItemKind::For(l) => {
@@ -637,10 +724,15 @@ impl Lowerer {
                     }
                 }
                 ast::ItemKind::Unknown(w) if !vars.is_empty() => {
+                    if self.string_ran_on(fid, w) {
+                        continue;
+                    }
                     self.err(
                         Diagnostic::new("E0101", format!("unknown keyword `{}`", w.node))
                             .at(fid, w.span, "not a keyword")
-                            .help("a `for` loop holds `stage` and `for` items"),
+                            .help(did_you_mean(&w.node, ["stage", "for"]).unwrap_or_else(|| {
+                                "a `for` loop holds `stage` and `for` items".into()
+                            })),
                     );
                 }
                 ast::ItemKind::Pipeline(_)
@@ -653,6 +745,42 @@ impl Lowerer {
         }
     }
 
+    /// An unknown word right after a string that spans lines: most likely the string before
+    /// it lacks its closing `"`, and the next string's opening `"` closed it. Says so (and
+    /// returns true) instead of "unknown keyword".
+    fn string_ran_on(&mut self, fid: usize, w: &ast::Spanned<String>) -> bool {
+        let text = self.sources.files[fid].text.clone();
+        let Some(quote) = w.span.start.checked_sub(1) else {
+            return false;
+        };
+        if text.as_bytes().get(quote) != Some(&b'"') {
+            return false;
+        }
+        let Some(start) = string_closed_at(&text, quote) else {
+            return false;
+        };
+        if !text[start..quote].contains('\n') {
+            return false;
+        }
+        let (line, _) = crate::diag::line_col(&text, start);
+        let (end_line, _) = crate::diag::line_col(&text, quote);
+        self.err(
+            Diagnostic::new(
+                "E0004",
+                format!("unterminated string: the string on line {line} runs on to line {end_line}"),
+            )
+            .at(fid, Span::new(start, start + 1), "this string is not closed on its line")
+            .also(
+                Span::new(quote, quote + 1),
+                format!("so this `\"` closes it, and `{}` is read as a keyword", w.node),
+            )
+            .help(format!(
+                "add the missing `\"` on line {line} (a string may span lines, so one missing `\"` shifts every string after it)"
+            )),
+        );
+        true
+    }
+
     fn unknown_param(
         &mut self,
         fid: usize,
@@ -660,6 +788,9 @@ impl Lowerer {
         key: &str,
         params: &BTreeMap<String, Value>,
     ) {
+        if self.params_failed {
+            return; // the params file that could not be read is the error
+        }
         let keys = Value::keys(params);
         let help = match did_you_mean(key, keys.iter().map(String::as_str)) {
             Some(m) => m,
@@ -736,7 +867,7 @@ impl Lowerer {
                 self.err(
                     Diagnostic::new("E0109", format!("`{p}` does not exist in loop value `{v}`"))
                         .at(fid, path.span, "no such field")
-                        .help("a loop value is used as it is: `${name}`"),
+                        .help(format!("a loop value is used as it is: `${{{}}}`", p.head)),
                 );
                 None
             });
@@ -849,6 +980,7 @@ impl Lowerer {
             env: pipeline_env.clone(),
             checks: Vec::new(),
             when: None,
+            when_text: None,
             every_ms: None,
             timeout_ms: None,
             retry: 0,
@@ -1087,7 +1219,10 @@ impl Lowerer {
                     }
                 }
                 K::When(expr) => {
-                    s.when = self.condition(me, r, expr, raw, by_name, outputs, params, true)
+                    s.when = self.condition(me, r, expr, raw, by_name, outputs, params, true);
+                    s.when_text = Some(
+                        self.sources.files[f].text[expr.span.start..expr.span.end].to_string(),
+                    );
                 }
                 K::Every(d) | K::Timeout(d) => {
                     if d.node.millis == 0 {
@@ -1150,6 +1285,9 @@ impl Lowerer {
                     }
                 }
                 K::Unknown(w) => {
+                    if self.string_ran_on(f, w) {
+                        continue;
+                    }
                     let help = match did_you_mean(&w.node, ast::STAGE_KEYWORDS.iter().copied()) {
                         Some(m) => m,
                         None if matches!(w.node.as_str(), "cpu" | "mem" | "gpu") => {
@@ -1233,11 +1371,19 @@ impl Lowerer {
             if names.is_empty() {
                 "the pipeline has no stages yet".into()
             } else {
+                let mut shown: Vec<&str> = Vec::new();
+                for n in names {
+                    if shown.len() == 12 {
+                        break;
+                    }
+                    if !shown.contains(&n.as_str()) {
+                        shown.push(n);
+                    }
+                }
                 format!(
                     "the stages are: {}",
-                    names
+                    shown
                         .iter()
-                        .take(12)
                         .map(|n| format!("`{n}`"))
                         .collect::<Vec<_>>()
                         .join(", ")
@@ -1889,20 +2035,28 @@ impl Lowerer {
                 .map(|&i| format!("`{}`", stages[i].name))
                 .collect();
             let first = &raw[ids[0]];
+            // Each stage of the cycle, with the stages of the cycle it needs.
+            let needs = |i: usize| {
+                let up: Vec<String> = stages[i]
+                    .deps
+                    .iter()
+                    .filter(|dd| ids.contains(&dd.stage))
+                    .map(|dd| format!("`{}`", stages[dd.stage].name))
+                    .collect();
+                if up.is_empty() {
+                    "in the cycle".to_string()
+                } else {
+                    format!("needs {}", up.join(", "))
+                }
+            };
             let mut d = Diagnostic::new(
                 "E0108",
                 format!("dependency cycle between {}", names.join(", ")),
             )
-            .at(first.file, first.name_span, "this stage is in the cycle");
+            .at(first.file, first.name_span, needs(ids[0]));
             for &i in &ids[1..] {
                 if raw[i].file == first.file {
-                    let up: Vec<String> = stages[i]
-                        .deps
-                        .iter()
-                        .filter(|dd| ids.contains(&dd.stage))
-                        .map(|dd| format!("`{}`", stages[dd.stage].name))
-                        .collect();
-                    d = d.also(raw[i].name_span, format!("needs {}", up.join(", ")));
+                    d = d.also(raw[i].name_span, needs(i));
                 }
             }
             self.err(d.help("a stage cannot depend, directly or not, on its own outputs: break one of the edges"));
@@ -1946,6 +2100,34 @@ fn label_for(e: &mlp_syntax::SyntaxError) -> String {
         "E0002" => "out of range".into(),
         _ => "unexpected here".into(),
     }
+}
+
+/// Where the string literal whose closing `"` is at byte `quote` starts (strings, escapes
+/// and comments are followed from the start of the file).
+fn string_closed_at(text: &str, quote: usize) -> Option<usize> {
+    let b = text.as_bytes();
+    let mut open: Option<usize> = None;
+    let mut i = 0;
+    while i <= quote && i < b.len() {
+        match (open, b[i]) {
+            (Some(_), b'\\') => i += 1,
+            (Some(s), b'"') => {
+                if i == quote {
+                    return Some(s);
+                }
+                open = None;
+            }
+            (Some(_), _) => {}
+            (None, b'"') => open = Some(i),
+            (None, b'#') => {
+                i = text[i..].find('\n').map_or(b.len(), |n| i + n);
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
 }
 
 fn merge(into: &mut BTreeMap<String, Value>, from: BTreeMap<String, Value>) {

@@ -43,6 +43,8 @@ pub struct Stage {
     pub env: BTreeMap<String, String>,
     pub checks: Vec<Assertion>,
     pub when: Option<Cond>,
+    /// The `when` expression as written.
+    pub when_text: Option<String>,
     pub every_ms: Option<u64>,
     pub timeout_ms: Option<u64>,
     pub retry: u32,
