@@ -206,9 +206,15 @@ impl Lowerer {
             Ok(t) => t,
             Err(e) => {
                 let at = e.utf8_error().valid_up_to();
+                let bytes = e.as_bytes();
+                let valid = std::str::from_utf8(&bytes[..at]).unwrap_or_default();
+                let (line, col) = crate::diag::line_col(valid, at);
                 let mut d = Diagnostic::new(
                     "E0005",
-                    format!("`{display}` is not UTF-8 text (invalid byte at offset {at})"),
+                    format!(
+                        "`{display}` is not UTF-8 text: byte 0x{:02X} at line {line}, column {col}",
+                        bytes[at]
+                    ),
                 )
                 .help("save the file as UTF-8");
                 if let Some((f, sp)) = from {
@@ -245,10 +251,8 @@ impl Lowerer {
         for (fid, f) in &files {
             for item in &f.items {
                 match &item.kind {
-                    ast::ItemKind::Pipeline(s) => {
-                        if name.is_none() {
-                            name = Some(self.plain_str(*fid, s, &[], &BTreeMap::new()));
-                        }
+                    ast::ItemKind::Pipeline(s) if name.is_none() => {
+                        name = Some(self.plain_str(*fid, s, &[], &BTreeMap::new()));
                     }
                     ast::ItemKind::ParamsFiles(list) => {
                         for s in list {
@@ -388,21 +392,18 @@ impl Lowerer {
                     let Some(path) = self.out_path(r.file, np.path.span, &text) else {
                         continue;
                     };
-                    if let Some(n) = &np.name {
-                        if let Some(prev) = names.insert(n.node.clone(), n.span) {
-                            self.err(
-                                Diagnostic::new(
-                                    "E0124",
-                                    format!(
-                                        "stage `{}` has two outputs named `{}`",
-                                        r.name, n.node
-                                    ),
-                                )
-                                .at(r.file, n.span, "named again here")
-                                .also(prev, "first here")
-                                .help("give each output and metrics file its own name"),
-                            );
-                        }
+                    if let Some(n) = &np.name
+                        && let Some(prev) = names.insert(n.node.clone(), n.span)
+                    {
+                        self.err(
+                            Diagnostic::new(
+                                "E0124",
+                                format!("stage `{}` has two outputs named `{}`", r.name, n.node),
+                            )
+                            .at(r.file, n.span, "named again here")
+                            .also(prev, "first here")
+                            .help("give each output and metrics file its own name"),
+                        );
                     }
                     if let Some((j, sp)) = by_path.get(&path).copied() {
                         let other = &raw[j];
@@ -1112,19 +1113,14 @@ impl Lowerer {
                 &item.kind,
                 K::Run(_) | K::When(_) | K::Every(_) | K::Timeout(_) | K::Retry(_) | K::Fallback(_)
             );
-            if single {
-                if let Some(prev) = seen.insert(kw, item.span) {
-                    self.err(
-                        Diagnostic::new(
-                            "E0121",
-                            format!("stage `{}` has two `{kw}` items", r.name),
-                        )
+            if single && let Some(prev) = seen.insert(kw, item.span) {
+                self.err(
+                    Diagnostic::new("E0121", format!("stage `{}` has two `{kw}` items", r.name))
                         .at(f, item.span, "again here")
                         .also(prev, "first here")
                         .help(format!("a stage has at most one `{kw}`")),
-                    );
-                    continue;
-                }
+                );
+                continue;
             }
             match &item.kind {
                 K::In(_) | K::Out(_) | K::Metrics(_) => {}

@@ -673,6 +673,8 @@ fn next_token_end(src: &str, at: usize) -> usize {
 struct Open {
     /// Offsets of the `{` still open, innermost last.
     braces: Vec<usize>,
+    /// Offsets of the `[` still open, innermost last.
+    brackets: Vec<usize>,
     /// Where the string still open starts.
     string: Option<usize>,
 }
@@ -681,6 +683,7 @@ fn open_at(src: &str, upto: usize) -> Open {
     let b = src.as_bytes();
     let upto = upto.min(b.len());
     let mut braces = Vec::new();
+    let mut brackets = Vec::new();
     let mut string = None;
     let mut i = 0;
     while i < upto {
@@ -694,6 +697,10 @@ fn open_at(src: &str, upto: usize) -> Open {
                 continue;
             }
             (false, b'{') => braces.push(i),
+            (false, b'[') => brackets.push(i),
+            (false, b']') => {
+                brackets.pop();
+            }
             (false, b'}') => {
                 braces.pop();
             }
@@ -701,7 +708,11 @@ fn open_at(src: &str, upto: usize) -> Open {
         }
         i += 1;
     }
-    Open { braces, string }
+    Open {
+        braces,
+        brackets,
+        string,
+    }
 }
 
 /// What the `{` at `brace` opens: "stage `train`", "the `for` loop", ...
@@ -763,8 +774,8 @@ fn convert_error(src: &str, e: pest::error::Error<Rule>) -> SyntaxError {
     }
     // The catch-all `unknown_item` starts with a name: do not offer "a name" where an item
     // keyword is expected.
-    let item_place = expected.iter().any(|d| matches!(*d, "TOP" | "STAGE"))
-        || expected.contains(&"`stage`");
+    let item_place =
+        expected.iter().any(|d| matches!(*d, "TOP" | "STAGE")) || expected.contains(&"`stage`");
     if item_place {
         expected.retain(|d| *d != "a name");
     }
@@ -843,6 +854,44 @@ fn convert_error(src: &str, e: pest::error::Error<Rule>) -> SyntaxError {
             .with_label("this `{` is never closed");
         }
     }
+    // A block whose head is not a keyword (`stag prep {`): the catch-all item took the head
+    // and its `{`, and the parse failed on the first item inside the block.
+    if expected.contains(&"TOP") || expected.contains(&"`stage`") {
+        let open = open_at(src, at);
+        if let Some(&brace) = open.braces.last() {
+            let line_start = src[..brace].rfind('\n').map_or(0, |i| i + 1);
+            let head = src[line_start..brace].trim_start();
+            let head_at = brace - head.len();
+            let word: &str = &head[..head
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(head.len())];
+            if !word.is_empty()
+                && !crate::is_keyword(word)
+                && word.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            {
+                let blocks: &[&str] = if expected.contains(&"TOP") {
+                    &["stage", "for", "env"]
+                } else {
+                    &["stage", "for"]
+                };
+                let help = match closest(word, blocks) {
+                    Some(k) => format!("did you mean `{k}`?"),
+                    None => format!(
+                        "a block here starts with {}",
+                        join_or(&blocks.iter().map(|b| format!("`{b}`")).collect::<Vec<_>>())
+                    ),
+                };
+                return SyntaxError::new(
+                    "E0101",
+                    format!("unknown keyword `{word}`"),
+                    Span::new(head_at, head_at + word.len()),
+                    &help,
+                )
+                .with_label("not a keyword")
+                .with_also(Span::new(brace, brace + 1), "so this block is not read");
+            }
+        }
+    }
     // A new top-level item where a `}` was still expected: the block above is not closed.
     if wants_close && TOP_ONLY.contains(&word.as_str()) && !tokens.contains(&word) {
         let open = open_at(src, at);
@@ -879,7 +928,7 @@ fn convert_error(src: &str, e: pest::error::Error<Rule>) -> SyntaxError {
     } else {
         format!("expected {}, found {found}", join_or(&words))
     };
-    let help = help_for(&expected, &structural, src, at);
+    let mut help = help_for(&expected, &structural, src, at);
     // At the end of the file, point just after the last token (an empty span past the
     // last line shows nothing).
     let span = if at == src.len() {
@@ -888,7 +937,39 @@ fn convert_error(src: &str, e: pest::error::Error<Rule>) -> SyntaxError {
     } else {
         Span::new(at, end)
     };
+    // A list not closed before the next item or the end of the file: show where it opens.
+    if structural.contains(&"]")
+        && (at == src.len() || TOP_ONLY.contains(&word.as_str()))
+        && let Some(&bracket) = open_at(src, at).brackets.last()
+    {
+        help = "close the list with `]`".to_string();
+        return SyntaxError::new("E0001", message, span, &help)
+            .with_also(Span::new(bracket, bracket + 1), "this `[` is never closed");
+    }
     SyntaxError::new("E0001", message, span, &help)
+}
+
+/// The candidate closest to `word` by edit distance, if it is a likely typo of it.
+fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    fn distance(a: &str, b: &str) -> usize {
+        let b: Vec<char> = b.chars().collect();
+        let mut prev: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut cur = vec![i + 1];
+            for (j, cb) in b.iter().enumerate() {
+                let sub = prev[j] + usize::from(ca != *cb);
+                cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+            }
+            prev = cur;
+        }
+        prev[b.len()]
+    }
+    candidates
+        .iter()
+        .map(|c| (distance(word, c), *c))
+        .filter(|(d, c)| *d <= 2 && *d < c.len().min(word.len()))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
 }
 
 fn join_or(items: &[String]) -> String {
@@ -908,7 +989,10 @@ fn help_for(expected: &[&str], structural: &[&str], src: &str, at: usize) -> Str
     if expected.contains(&"a name") && !word.is_empty() && crate::is_keyword(&word) {
         return format!("`{word}` is a keyword; choose another name or write it as a string");
     }
-    if structural.contains(&",") && !src[at..].starts_with(['\n', '\r', '}']) && !src[at..].is_empty() {
+    if structural.contains(&",")
+        && !src[at..].starts_with(['\n', '\r', '}'])
+        && !src[at..].is_empty()
+    {
         return "a list continues only after a comma: `in \"a.csv\", \"b.csv\"`".to_string();
     }
     if expected.contains(&"an output (`name = \"path\"`)") {
@@ -948,7 +1032,8 @@ fn help_for(expected: &[&str], structural: &[&str], src: &str, at: usize) -> Str
         return "close the parenthesis with `)`".to_string();
     }
     if expected.contains(&"VALUE") {
-        return "a value is a number, a string in double quotes, `true`, `false` or a list `[...]`".to_string();
+        return "a value is a number, a string in double quotes, `true`, `false` or a list `[...]`"
+            .to_string();
     }
     if expected.contains(&"a string") {
         return "strings are written in double quotes: \"...\"".to_string();
