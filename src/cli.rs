@@ -103,6 +103,36 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The run history: id, when, outcome, what ran.
+    Runs {
+        #[arg(long)]
+        json: bool,
+        /// Show the last N runs.
+        #[arg(long, default_value_t = 20, value_name = "N")]
+        limit: usize,
+    },
+    /// One run: params, overrides, git state, and every stage with its metrics.
+    Show {
+        /// A run number, `last` or `baseline`.
+        #[arg(default_value = "last")]
+        run: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Params and metrics of two runs, with deltas (default: the last run against the baseline).
+    Diff {
+        a: Option<String>,
+        b: Option<String>,
+        /// Also list what is equal.
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a run the baseline that gates compare against.
+    Promote { run: String },
+    /// Restore a run's outputs byte for byte from the cache.
+    Checkout { run: String },
     /// Remove cached outputs that no kept run refers to.
     Gc {
         /// Keep the run-cache entries of the last N runs.
@@ -171,6 +201,13 @@ pub fn main() -> ExitCode {
             dry_run,
             json,
         } => commands::gc(&cli, *keep, *dry_run, *json),
+        Command::Runs { json, limit } => commands::runs(&cli, *json, *limit),
+        Command::Show { run, json } => commands::show(&cli, run, *json),
+        Command::Diff { a, b, all, json } => {
+            commands::diff(&cli, a.as_deref(), b.as_deref(), *all, *json)
+        }
+        Command::Promote { run } => commands::promote(&cli, run),
+        Command::Checkout { run } => commands::checkout(&cli, run),
     };
     ExitCode::from(code)
 }

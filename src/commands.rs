@@ -4,8 +4,10 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use mlp_engine::history;
 use mlp_engine::inspect::{self, State};
 use mlp_engine::run::{self, EngineError, RunOptions};
+use mlp_engine::store::Store;
 use mlp_engine::workspace::Workspace;
 
 use crate::cli::{Cli, code, load, parse_sets, pipeline_file};
@@ -325,4 +327,264 @@ fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
         let _ = std::fs::set_permissions(&tmp, meta.permissions());
     }
     std::fs::rename(&tmp, path)
+}
+
+fn workspace(cli: &Cli) -> Result<Workspace, u8> {
+    match pipeline_file(cli) {
+        Ok(f) => Ok(workspace_of(&f).0),
+        Err(m) => Err(fail(m)),
+    }
+}
+
+fn when(ms: u64) -> String {
+    let secs = ms / 1000;
+    let days = secs / 86_400;
+    let (h, m, s) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
+    // Civil date from days since the epoch (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(mo <= 2);
+    format!("{y:04}-{mo:02}-{d:02} {h:02}:{m:02}:{s:02}Z")
+}
+
+fn history_store(cli: &Cli) -> Result<mlp_engine::store::SledStore, u8> {
+    let ws = workspace(cli)?;
+    history::open(&ws).map_err(engine_error)
+}
+
+pub fn runs(cli: &Cli, json: bool, limit: usize) -> u8 {
+    let store = match history_store(cli) {
+        Ok(s) => s,
+        Err(c) => return c,
+    };
+    let list = match history::runs(&store, limit) {
+        Ok(l) => l,
+        Err(e) => return engine_error(e),
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&list).unwrap_or_default()
+        );
+        return code::OK;
+    }
+    println!(
+        "{:>5}  {:20}  {:>8}  {:11}  {:10}  stages",
+        "run", "started", "took", "result", "commit"
+    );
+    for r in &list {
+        let result = if r.interrupted {
+            "interrupted"
+        } else if r.ok {
+            "ok"
+        } else {
+            "FAILED"
+        };
+        let commit = r.git["commit"].as_str().map_or("-".to_string(), |c| {
+            format!(
+                "{}{}",
+                &c[..8.min(c.len())],
+                if r.git["dirty"] == true { "+" } else { "" }
+            )
+        });
+        let counts: Vec<String> = r.counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
+        println!(
+            "{:>5}{} {:20}  {:>8}  {:11}  {:10}  {}",
+            r.id,
+            if r.baseline { "*" } else { " " },
+            when(r.started_ms),
+            run::human_ms(r.duration_ms),
+            result,
+            commit,
+            counts.join(", ")
+        );
+    }
+    if list.iter().any(|r| r.baseline) {
+        eprintln!("* the baseline");
+    }
+    code::OK
+}
+
+pub fn show(cli: &Cli, name: &str, json: bool) -> u8 {
+    let store = match history_store(cli) {
+        Ok(s) => s,
+        Err(c) => return c,
+    };
+    let run = match history::resolve(&store, name)
+        .and_then(|id| Ok(store.run(&id)?.unwrap_or_default()))
+    {
+        Ok(r) => r,
+        Err(e) => return engine_error(e),
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&run).unwrap_or_default());
+        return code::OK;
+    }
+    let id = history::short(run["id"].as_str().unwrap_or(""));
+    let started = run["started_ms"].as_u64().unwrap_or(0);
+    let took = run["ended_ms"]
+        .as_u64()
+        .unwrap_or(0)
+        .saturating_sub(started);
+    println!(
+        "run {id}  {}  took {}  {}{}",
+        when(started),
+        run::human_ms(took),
+        if run["ok"] == true { "ok" } else { "FAILED" },
+        if run["promoted"] == true {
+            "  (promoted)"
+        } else {
+            ""
+        }
+    );
+    if let Some(g) = run["git"].as_object() {
+        println!(
+            "git    {}{}",
+            g["commit"].as_str().unwrap_or(""),
+            if g["dirty"] == true { " (dirty)" } else { "" }
+        );
+    }
+    if let Some(o) = run["overrides"].as_array().filter(|o| !o.is_empty()) {
+        let sets: Vec<String> = o
+            .iter()
+            .map(|p| {
+                format!(
+                    "{}={}",
+                    p[0].as_str().unwrap_or(""),
+                    p[1].as_str().unwrap_or("")
+                )
+            })
+            .collect();
+        println!("set    {}", sets.join(" "));
+    }
+    let flat = history::flatten_run(&serde_json::json!({"params": run["params"]}));
+    for (k, v) in &flat {
+        println!("param  {} = {v}", k.trim_start_matches("params."));
+    }
+    if let Some(stages) = run["stages"].as_object() {
+        for (name, s) in stages {
+            let status = s["status"].as_str().unwrap_or("?");
+            if status == "not_selected" {
+                continue;
+            }
+            let mut line = format!("stage  {name:20} {status}");
+            if let Some(d) = s["duration_ms"].as_u64() {
+                line.push_str(&format!("  {}", run::human_ms(d)));
+            }
+            if let Some(c) = s["cpu_ms"].as_u64().filter(|c| *c > 0) {
+                line.push_str(&format!("  cpu {}", run::human_ms(c)));
+            }
+            if let Some(m) = s["max_rss_kb"].as_u64().filter(|m| *m > 0) {
+                line.push_str(&format!("  peak {} MiB", m / 1024));
+            }
+            if let Some(a) = s["attempts"].as_u64().filter(|a| *a > 1) {
+                line.push_str(&format!("  {a} attempts"));
+            }
+            if s["fallback_used"] == true {
+                line.push_str("  (fallback used)");
+            }
+            if let Some(r) = s["reason"].as_str() {
+                line.push_str(&format!("  — {r}"));
+            }
+            println!("{line}");
+            if let Some(m) = s["metrics"].as_object() {
+                let mut flat = std::collections::BTreeMap::new();
+                for (k, v) in m {
+                    flat.extend(history::flatten_run(&serde_json::json!({"params": {k: v}})));
+                }
+                for (k, v) in flat {
+                    println!("         {} = {v}", k.trim_start_matches("params."));
+                }
+            }
+            if let Some(notes) = s["notes"].as_array() {
+                for n in notes {
+                    println!("         note: {}", n.as_str().unwrap_or(""));
+                }
+            }
+        }
+    }
+    code::OK
+}
+
+pub fn diff(cli: &Cli, a: Option<&str>, b: Option<&str>, all: bool, json: bool) -> u8 {
+    let store = match history_store(cli) {
+        Ok(s) => s,
+        Err(c) => return c,
+    };
+    let d = match history::diff(&store, a, b, all) {
+        Ok(d) => d,
+        Err(e) => return engine_error(e),
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&d).unwrap_or_default());
+        return code::OK;
+    }
+    if d.rows.is_empty() {
+        println!("runs {} and {} have the same params and metrics", d.a, d.b);
+        return code::OK;
+    }
+    let w = d.rows.iter().map(|r| r.key.len()).max().unwrap_or(0);
+    let show =
+        |v: &Option<serde_json::Value>| v.as_ref().map_or("-".to_string(), |v| v.to_string());
+    println!(
+        "{:w$}  {:>12}  {:>12}  {:>10}",
+        "",
+        format!("run {}", d.a),
+        format!("run {}", d.b),
+        "delta"
+    );
+    for r in &d.rows {
+        let delta = r.delta.map_or(String::new(), |x| format!("{x:+.4}"));
+        println!(
+            "{:w$}  {:>12}  {:>12}  {:>10}",
+            r.key,
+            show(&r.a),
+            show(&r.b),
+            delta
+        );
+    }
+    code::OK
+}
+
+pub fn promote(cli: &Cli, name: &str) -> u8 {
+    let ws = match workspace(cli) {
+        Ok(w) => w,
+        Err(c) => return c,
+    };
+    match history::promote(&ws, name) {
+        Ok(id) => {
+            eprintln!("run {id} is now the baseline");
+            code::OK
+        }
+        Err(e) => engine_error(e),
+    }
+}
+
+pub fn checkout(cli: &Cli, name: &str) -> u8 {
+    let ws = match workspace(cli) {
+        Ok(w) => w,
+        Err(c) => return c,
+    };
+    match history::checkout(&ws, name) {
+        Ok(r) => {
+            for p in &r.restored {
+                eprintln!("  restored {p}");
+            }
+            eprintln!(
+                "checked out run {}: {} output{} restored, {} already as recorded",
+                r.run,
+                r.restored.len(),
+                if r.restored.len() == 1 { "" } else { "s" },
+                r.unchanged.len()
+            );
+            code::OK
+        }
+        Err(e) => engine_error(e),
+    }
 }

@@ -123,6 +123,7 @@ impl Reporter for Human {
                 started_ms,
                 ended_ms,
                 log,
+                notes,
             } => {
                 self.running.remove(stage);
                 self.done += 1;
@@ -161,6 +162,9 @@ impl Reporter for Human {
                         }
                         self.line(&msg);
                     }
+                }
+                for n in notes {
+                    self.line(&format!("    note: {n}"));
                 }
                 self.refresh();
             }

@@ -3,6 +3,7 @@
 pub mod cache;
 pub mod exec;
 pub mod hash;
+pub mod history;
 pub mod identity;
 pub mod inspect;
 pub mod lock;

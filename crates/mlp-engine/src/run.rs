@@ -116,6 +116,9 @@ pub enum Event {
         started_ms: u64,
         ended_ms: u64,
         log: Option<String>,
+        /// Worth knowing beyond the status (a gate with no baseline yet, a fallback used).
+        #[serde(skip_serializing_if = "Vec::is_empty", default)]
+        notes: Vec<String>,
     },
     Finish {
         run: String,
@@ -721,7 +724,20 @@ impl Coordinator<'_> {
                                         record.outcome = Outcome::CheckFailed {
                                             message: reason.clone(),
                                         };
-                                        Status::Failed { reason }
+                                        let st = Status::Failed { reason };
+                                        // `finish` reports only what did not fail.
+                                        self.reporter.event(&Event::StageFinished {
+                                            stage: self.p.stages[i].name.clone(),
+                                            status: st.clone(),
+                                            started_ms: t,
+                                            ended_ms: t,
+                                            log: None,
+                                            notes: vec![
+                                                "outputs restored from the cache, then judged"
+                                                    .to_string(),
+                                            ],
+                                        });
+                                        st
                                     }
                                 };
                                 self.store.put_record(&record)?;
@@ -1302,6 +1318,7 @@ impl Coordinator<'_> {
             started_ms,
             ended_ms: ended,
             log: Some(done.log.display().to_string()),
+            notes: self.notes[i].clone(),
         });
         Ok(status)
     }
@@ -1474,6 +1491,7 @@ impl Coordinator<'_> {
                 started_ms: self.times[i].0,
                 ended_ms: self.times[i].1,
                 log: None,
+                notes: self.notes[i].clone(),
             });
         }
         if matches!(st, Status::Failed { .. } | Status::Interrupted) && !self.opts.keep_going {

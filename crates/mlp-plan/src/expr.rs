@@ -387,6 +387,22 @@ pub fn binary_type(op: BinOp, l: Ty, r: Ty) -> Result<Ty, String> {
 /// The rendering of what an assertion saw: `(0.812 >= 0.845)` for a comparison of two
 /// reads, else the list `eval.auc = 0.812, ...`.
 pub fn describe_seen(cond: &Cond, seen: &[(String, Value)]) -> String {
+    // A comparison of plain operands: both values in place, `(0.812 >= 0.845)`.
+    if let Cond::Binary { op, lhs, rhs } = cond
+        && op.is_comparison()
+    {
+        let mut it = seen.iter();
+        let mut operand = |c: &Cond| match c {
+            Cond::Const(v) => Some(v.to_string()),
+            Cond::Metric { .. } | Cond::Baseline { .. } | Cond::Param { .. } => {
+                it.next().map(|(_, v)| v.to_string())
+            }
+            _ => None,
+        };
+        if let (Some(l), Some(r)) = (operand(lhs), operand(rhs)) {
+            return format!("({l} {} {r})", op.symbol());
+        }
+    }
     if let Cond::Binary { op, .. } = cond
         && !matches!(op, BinOp::And | BinOp::Or)
         && seen.len() <= 2
