@@ -28,7 +28,12 @@ fn every_example_passes_check() {
             .env("NO_COLOR", "1")
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}: {}", p.display(), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            p.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
@@ -37,7 +42,9 @@ fn copy_dir(from: &Path, to: &Path) {
     for e in std::fs::read_dir(from).unwrap() {
         let e = e.unwrap();
         let name = e.file_name();
-        if [".mlp", "data", "models", "metrics", "__pycache__"].contains(&name.to_str().unwrap_or("")) {
+        if [".mlp", "data", "models", "metrics", "__pycache__"]
+            .contains(&name.to_str().unwrap_or(""))
+        {
             continue;
         }
         if e.file_type().unwrap().is_dir() {
@@ -51,7 +58,10 @@ fn copy_dir(from: &Path, to: &Path) {
 #[test]
 fn quickstart_runs_and_reruns_only_what_a_param_change_touches() {
     let ws = Ws::new("");
-    copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart"), ws.path());
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart"),
+        ws.path(),
+    );
     let r = ws.run(&[]);
     r.assert_ok();
     assert_eq!(r.ran(), names(&["evaluate", "make_data", "split", "train"]));
