@@ -337,8 +337,14 @@ fn json_positions_in_other_files() {
         case_positions("bad_json"),
         [p("E0119", "params.json", 3, 23)]
     );
-    assert_eq!(case_positions("bad_toml"), [p("E0119", "params.toml", 5, 9)]);
-    assert_eq!(case_positions("bad_yaml"), [p("E0119", "params.yaml", 4, 2)]);
+    assert_eq!(
+        case_positions("bad_toml"),
+        [p("E0119", "params.toml", 5, 9)]
+    );
+    assert_eq!(
+        case_positions("bad_yaml"),
+        [p("E0119", "params.yaml", 4, 2)]
+    );
 }
 
 #[test]

@@ -1792,7 +1792,14 @@ impl Lowerer {
                     let Some((stage, span)) = target else {
                         self.err(
                             Diagnostic::new("E0114", "`failed` takes one stage name")
-                                .at(f, e.span, "here")
+                                .at(
+                                    f,
+                                    e.span,
+                                    match args.len() {
+                                        1 => "not a stage name".to_string(),
+                                        n => format!("{n} arguments"),
+                                    },
+                                )
                                 .help("write `failed(stage)`"),
                         );
                         return None;

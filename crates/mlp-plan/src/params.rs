@@ -54,7 +54,8 @@ pub fn parse(name: &str, text: &str, file: usize) -> Result<BTreeMap<String, Val
                 .char_indices()
                 .nth(1)
                 .map_or(text.len(), |(i, _)| at + i);
-            let first = msg.lines().next().unwrap_or("").to_string();
+            // The label stands at the place: drop the parser's own "at line L column C".
+            let first = without_position(msg.lines().next().unwrap_or(""));
             Err(
                 Diagnostic::new("E0119", format!("cannot read params file `{name}`"))
                     .at(file, Span::new(at, end), first)
@@ -62,6 +63,25 @@ pub fn parse(name: &str, text: &str, file: usize) -> Result<BTreeMap<String, Val
             )
         }
     }
+}
+
+/// `trailing comma at line 3 column 23` → `trailing comma`; `did not find expected key at
+/// line 4 column 2, while parsing a block mapping` → `did not find expected key, while ...`.
+fn without_position(msg: &str) -> String {
+    let Some(at) = msg.find(" at line ") else {
+        return msg.to_string();
+    };
+    let rest = &msg[at + " at line ".len()..];
+    let digits = |s: &str| s.len() - s.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+    let n = digits(rest);
+    let Some(after) = rest[n..].strip_prefix(" column ") else {
+        return msg.to_string();
+    };
+    let m = digits(after);
+    if n == 0 || m == 0 {
+        return msg.to_string();
+    }
+    format!("{}{}", &msg[..at], &after[m..])
 }
 
 fn offset_of(text: &str, line: usize, column: usize) -> usize {
@@ -87,6 +107,21 @@ mod tests {
         assert_eq!(y, t);
         assert_eq!(t, j);
         assert_eq!(Value::lookup(&y, "train.lr"), Some(&Value::Float(0.1)));
+    }
+
+    #[test]
+    fn labels_do_not_repeat_the_position() {
+        assert_eq!(
+            without_position("trailing comma at line 3 column 23"),
+            "trailing comma"
+        );
+        assert_eq!(
+            without_position("did not find expected key at line 4 column 2, while parsing"),
+            "did not find expected key, while parsing"
+        );
+        assert_eq!(without_position("at line x"), "at line x");
+        let d = parse("p.json", "{\"a\": 1,}", 0).unwrap_err();
+        assert_eq!(d.labels[0].text, "trailing comma");
     }
 
     #[test]

@@ -404,12 +404,15 @@ impl Builder {
                 match u32::from_str_radix(hex, 16).ok().and_then(char::from_u32) {
                     Some(c) => c,
                     None => {
-                        self.errors.push(SyntaxError::new(
-                            "E0003",
-                            format!("`\\u{{{hex}}}` is not a unicode character"),
-                            span(p),
-                            "write a code point between 0 and 10FFFF that is not a surrogate",
-                        ));
+                        self.errors.push(
+                            SyntaxError::new(
+                                "E0003",
+                                format!("`\\u{{{hex}}}` is not a unicode character"),
+                                span(p),
+                                "write a code point between 0 and 10FFFF that is not a surrogate",
+                            )
+                            .with_label("not a unicode character"),
+                        );
                         return None;
                     }
                 }
