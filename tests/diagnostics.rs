@@ -189,6 +189,7 @@ cases! {
     params_not_a_map;
     // ---- several at once
     several_errors;
+    non_ascii_columns;
     // ---- the command line
     set_unknown_key ["--set", "lrr=0.2"];
     set_malformed ["--set", "lr"];
@@ -348,16 +349,14 @@ fn json_positions_in_other_files() {
 }
 
 #[test]
-fn json_columns_count_characters_not_bytes() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("pipeline.mlp"),
-        "stage cafe {\n  run \"échelle ${params.lr}\"\n}\n",
-    )
-    .unwrap();
-    // `params.lr` starts after `  run "échelle ${`: column 18 in characters (19 in bytes).
+fn columns_count_characters_not_bytes() {
+    // `  run "échelle → ${params.lrr}"`: `params.lrr` is at column 20 in characters (24 in
+    // bytes), in the JSON and in the rendered header alike.
     assert_eq!(
-        positions(dir.path(), &[]),
-        [p("E0104", "pipeline.mlp", 2, 18)]
+        case_positions("non_ascii_columns"),
+        [p("E0104", "pipeline.mlp", 4, 20)]
     );
+    let dir = workspace("non_ascii_columns");
+    let out = check_in(dir.path(), &[]);
+    assert!(out.stderr.contains("[pipeline.mlp:4:20]"), "{}", out.stderr);
 }

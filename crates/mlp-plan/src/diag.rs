@@ -5,7 +5,9 @@
 use std::fmt;
 use std::sync::Arc;
 
-use miette::{LabeledSpan, NamedSource, SourceSpan};
+use miette::{
+    LabeledSpan, MietteError, MietteSpanContents, NamedSource, SourceCode, SourceSpan, SpanContents,
+};
 use mlp_syntax::ast::Span;
 use serde::Serialize;
 
@@ -201,7 +203,7 @@ struct Rendered {
     message: String,
     help: Option<String>,
     labels: Vec<LabeledSpan>,
-    source: Option<NamedSource<Arc<String>>>,
+    source: Option<CharColumns>,
 }
 
 impl Rendered {
@@ -228,8 +230,42 @@ impl Rendered {
             message: d.message.clone(),
             help: d.help.clone(),
             labels,
-            source: src.map(|s| NamedSource::new(s.name.clone(), s.text.clone())),
+            source: src.map(|s| CharColumns(NamedSource::new(s.name.clone(), s.text.clone()))),
         }
+    }
+}
+
+/// A source whose `file:line:column` headers count the column in characters, as `to_json`
+/// does (miette counts bytes).
+#[derive(Debug)]
+struct CharColumns(NamedSource<Arc<String>>);
+
+impl SourceCode for CharColumns {
+    fn read_span<'a>(
+        &'a self,
+        span: &SourceSpan,
+        context_lines_before: usize,
+        context_lines_after: usize,
+    ) -> Result<Box<dyn SpanContents<'a> + 'a>, MietteError> {
+        let c = self
+            .0
+            .read_span(span, context_lines_before, context_lines_after)?;
+        if context_lines_before != 0 {
+            return Ok(c); // miette reports no column for a span read with context
+        }
+        let (_, col) = line_col(self.0.inner(), span.offset());
+        let contents = match c.name() {
+            Some(name) => MietteSpanContents::new_named(
+                name.to_string(),
+                c.data(),
+                *c.span(),
+                c.line(),
+                col - 1,
+                c.line_count(),
+            ),
+            None => MietteSpanContents::new(c.data(), *c.span(), c.line(), col - 1, c.line_count()),
+        };
+        Ok(Box::new(contents))
     }
 }
 

@@ -138,3 +138,13 @@ fn a_non_utf8_include_says_line_and_column() {
         d.items[0].message
     );
 }
+
+#[test]
+fn rendered_columns_count_characters_like_the_json() {
+    let src = "stage t {\n  run \"é → ${params.x}\"\n}\n";
+    let d = errors(src);
+    let json = d.to_json();
+    assert_eq!(json["errors"][0]["labels"][0]["column"], 14);
+    let text = d.render(mlp_plan::Style::Plain);
+    assert!(text.contains("[p.mlp:2:14]"), "{text}");
+}
