@@ -92,6 +92,25 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run, then rerun exactly what each edit invalidates (and what `every` timers expire).
+    Watch {
+        /// Stages to keep up to date (with what they need); default: all.
+        stages: Vec<String>,
+        #[arg(short = 'j', long = "jobs", value_name = "N")]
+        jobs: Option<usize>,
+        /// Override a param (`--set train.lr=0.05`); may be repeated.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Stream every stage's output, prefixed with its name.
+        #[arg(short, long)]
+        verbose: bool,
+        /// Quiet time after a change before acting, in milliseconds.
+        #[arg(long, default_value_t = 50, value_name = "MS")]
+        debounce: u64,
+        /// Print one JSON event per line on stdout.
+        #[arg(long)]
+        json: bool,
+    },
     /// Every stage: fresh, stale (with the first reason), never run, or failed.
     Status {
         #[arg(long)]
@@ -202,6 +221,14 @@ pub fn main() -> ExitCode {
             json,
         } => commands::gc(&cli, *keep, *dry_run, *json),
         Command::Runs { json, limit } => commands::runs(&cli, *json, *limit),
+        Command::Watch {
+            stages,
+            jobs,
+            set,
+            verbose,
+            debounce,
+            json,
+        } => commands::watch(&cli, stages, *jobs, set, *verbose, *debounce, *json),
         Command::Show { run, json } => commands::show(&cli, run, *json),
         Command::Diff { a, b, all, json } => {
             commands::diff(&cli, a.as_deref(), b.as_deref(), *all, *json)

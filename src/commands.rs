@@ -107,6 +107,7 @@ pub fn run(cli: &Cli, a: &RunArgs<'_>) -> u8 {
         wait: a.wait,
         overrides: sets,
         pipeline_file: name,
+        control: None,
     };
     let mut reporter = progress::reporter(a.json, a.verbose);
     match run::run(&ws, &plan.pipeline, &opts, reporter.as_mut()) {
@@ -587,4 +588,88 @@ pub fn checkout(cli: &Cli, name: &str) -> u8 {
         }
         Err(e) => engine_error(e),
     }
+}
+
+struct WatchUi {
+    json: bool,
+    verbose: bool,
+}
+
+impl mlp_watch::Ui for WatchUi {
+    fn reporter(&self) -> Box<dyn run::Reporter> {
+        progress::reporter(self.json, self.verbose)
+    }
+
+    fn diagnostics(&self, d: &mlp_plan::Diagnostics) {
+        crate::cli::report(d, self.json);
+    }
+
+    fn event(&self, e: &mlp_watch::WatchEvent) {
+        use mlp_watch::WatchEvent as W;
+        if self.json {
+            println!("{}", mlp_watch::event_json(e));
+            return;
+        }
+        match e {
+            W::Watching { dirs, stages } => {
+                eprintln!("watching {stages} stages ({dirs} directories); Ctrl-C to stop")
+            }
+            W::Changed { paths } => {
+                let shown: Vec<&str> = paths.iter().take(5).map(String::as_str).collect();
+                let more = if paths.len() > 5 {
+                    format!(" and {} more", paths.len() - 5)
+                } else {
+                    String::new()
+                };
+                eprintln!("── changed: {}{more}", shown.join(", "));
+            }
+            W::Restart { stage } => {
+                eprintln!("  ↻ {stage}: its inputs changed while it ran; stopped, it runs again")
+            }
+            W::Timer { stages } => eprintln!("── `every` expired: {}", stages.join(", ")),
+            W::PlanError { errors } => eprintln!(
+                "the pipeline has {errors} error{}; watching until it is fixed",
+                if *errors == 1 { "" } else { "s" }
+            ),
+            W::RunError { message } => eprintln!("mlp watch: {message}"),
+            W::Stopped => eprintln!("stopped"),
+        }
+    }
+}
+
+pub fn watch(
+    cli: &Cli,
+    targets: &[String],
+    jobs: Option<usize>,
+    set: &[String],
+    verbose: bool,
+    debounce: u64,
+    json: bool,
+) -> u8 {
+    let sets = match parse_sets(set) {
+        Ok(s) => s,
+        Err(m) => {
+            eprintln!("{m}");
+            return code::USAGE;
+        }
+    };
+    let file = match pipeline_file(cli) {
+        Ok(f) => f,
+        Err(m) => return fail(m),
+    };
+    let (_, name) = workspace_of(&file);
+    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let opts = mlp_watch::WatchOptions {
+        file,
+        run: RunOptions {
+            targets: targets.to_vec(),
+            jobs: jobs.max(1),
+            verbose,
+            overrides: sets,
+            pipeline_file: name,
+            ..Default::default()
+        },
+        debounce: std::time::Duration::from_millis(debounce),
+    };
+    mlp_watch::watch(opts, &WatchUi { json, verbose })
 }

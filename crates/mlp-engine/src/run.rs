@@ -46,6 +46,64 @@ pub struct RunOptions {
     pub overrides: Vec<(String, String)>,
     /// The pipeline file, workspace-relative (the snapshot is only valid for it).
     pub pipeline_file: String,
+    /// Shared across runs of one process (`mlp watch`): processes, Ctrl-C, which stage
+    /// runs as which job. `None`: the run makes its own.
+    pub control: Option<Arc<RunControl>>,
+}
+
+/// The processes of a run, and a way to stop one stage while the others go on.
+#[derive(Debug)]
+pub struct RunControl {
+    pub table: ProcessTable,
+    /// Set by Ctrl-C (the handler also cancels every process).
+    pub interrupted: Arc<AtomicBool>,
+    running: Mutex<HashMap<String, u64>>,
+}
+
+impl RunControl {
+    /// A control with the process's Ctrl-C handler (installed once per process).
+    pub fn new() -> Arc<RunControl> {
+        let table = ProcessTable::new();
+        let interrupted = exec::install_interrupt_handler(&table)
+            .unwrap_or_else(|_| Arc::new(AtomicBool::new(false)));
+        Arc::new(RunControl {
+            table,
+            interrupted,
+            running: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn started(&self, stage: &str, job: u64) {
+        if let Ok(mut m) = self.running.lock() {
+            m.insert(stage.to_string(), job);
+        }
+    }
+
+    fn ended(&self, stage: &str) {
+        if let Ok(mut m) = self.running.lock() {
+            m.remove(stage);
+        }
+    }
+
+    /// The stages whose command is running now.
+    pub fn running_stages(&self) -> Vec<String> {
+        self.running
+            .lock()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Stop one stage's process group (it ends as interrupted); false if it is not running.
+    pub fn cancel_stage(&self, stage: &str) -> bool {
+        let job = self.running.lock().ok().and_then(|m| m.get(stage).copied());
+        match job {
+            Some(id) => {
+                self.table.cancel(id);
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 /// How one stage ended in this run.
@@ -273,6 +331,7 @@ struct Done {
 
 struct Task {
     stage: StageId,
+    name: String,
     job: Job,
     retry: u32,
     fallback: Option<String>,
@@ -444,9 +503,8 @@ pub fn run(
     let run_id = next_run_id(&store)?;
     let stat_cache = Arc::new(StatCache::new(store.stat_entries()?));
     let cache = ObjectCache::open(&ws.cache_path())?.with_workspace(&ws.root);
-    let table = ProcessTable::new();
-    let interrupted = exec::install_interrupt_handler(&table)
-        .unwrap_or_else(|_| Arc::new(AtomicBool::new(false)));
+    let control = opts.control.clone().unwrap_or_else(RunControl::new);
+    let interrupted = Arc::clone(&control.interrupted);
     let started = Instant::now();
     let started_ms = now_ms();
     let n_selected = selected.iter().filter(|s| **s).count();
@@ -488,7 +546,7 @@ pub fn run(
         baseline: baseline(&store)?,
         promote: false,
     };
-    c.schedule(jobs, total, &table, &interrupted)?;
+    c.schedule(jobs, total, &control, &interrupted)?;
 
     // The stat cache, the snapshot and the run record.
     let was_interrupted = interrupted.load(Ordering::SeqCst);
@@ -634,7 +692,7 @@ impl Coordinator<'_> {
         &mut self,
         jobs: usize,
         total: Tokens,
-        table: &ProcessTable,
+        control: &Arc<RunControl>,
         interrupted: &AtomicBool,
     ) -> Result<(), EngineError> {
         let n = self.p.stages.len();
@@ -669,14 +727,14 @@ impl Coordinator<'_> {
             for w in 0..jobs {
                 let rx = Arc::clone(&task_rx);
                 let tx = done_tx.clone();
-                let table = table.clone();
+                let control = Arc::clone(control);
                 let root = root.clone();
                 let stat_cache = Arc::clone(self.stat_cache);
                 let cache = self.cache.clone();
                 std::thread::Builder::new()
                     .name(format!("mlp-worker-{w}"))
                     .spawn_scoped(scope, move || {
-                        worker(&rx, &tx, &table, &root, &stat_cache, &cache)
+                        worker(&rx, &tx, &control, &root, &stat_cache, &cache)
                     })
                     .map_err(EngineError::Io)?;
             }
@@ -896,6 +954,12 @@ impl Coordinator<'_> {
                 Some(Status::NotRun) | None => {
                     return Decision::Skip(format!(
                         "upstream `{}` did not run",
+                        self.p.stages[d.stage].name
+                    ));
+                }
+                Some(Status::Interrupted) => {
+                    return Decision::Skip(format!(
+                        "upstream `{}` was interrupted",
                         self.p.stages[d.stage].name
                     ));
                 }
@@ -1154,6 +1218,7 @@ impl Coordinator<'_> {
         let _ = id;
         Task {
             stage: i,
+            name: s.name.clone(),
             job: Job {
                 command: s.command.clone(),
                 cwd: self.ws.root.clone(),
@@ -1749,7 +1814,7 @@ impl mlp_plan::expr::EvalContext for Ctx<'_, '_> {
 fn worker(
     rx: &Mutex<mpsc::Receiver<Task>>,
     tx: &mpsc::Sender<Done>,
-    table: &ProcessTable,
+    control: &RunControl,
     root: &Path,
     stat_cache: &StatCache,
     cache: &ObjectCache,
@@ -1765,6 +1830,8 @@ fn worker(
         };
         id += 1;
         let job_id = (task.stage as u64) << 20 | (id & 0xfffff);
+        let table = &control.table;
+        control.started(&task.name, job_id);
         let mut attempts = 0;
         let mut used_fallback = false;
         let mut finished = loop {
@@ -1795,6 +1862,7 @@ fn worker(
             Ok(f) if f.success() => collect_outputs(root, stat_cache, cache, &task.outputs),
             _ => Ok(Vec::new()),
         };
+        control.ended(&task.name);
         let metrics = match (&finished, &outputs) {
             (Ok(f), Ok(_)) if f.success() => read_metrics(root, &task.metrics),
             _ => Ok(serde_json::Value::Null),

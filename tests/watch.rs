@@ -1,0 +1,327 @@
+//! `mlp watch` driven by real file edits, asserting on its JSON event log.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::Ws;
+use serde_json::Value;
+
+struct Watcher {
+    child: Child,
+    events: Arc<Mutex<Vec<Value>>>,
+}
+
+impl Watcher {
+    fn start(ws: &Ws, args: &[&str]) -> Watcher {
+        let mut all = vec!["watch", "--json"];
+        all.extend_from_slice(args);
+        let mut child = ws
+            .cmd(&all)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn mlp watch");
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let out = child.stdout.take().unwrap();
+        let sink = Arc::clone(&events);
+        std::thread::spawn(move || {
+            // Diagnostics (plan errors) are pretty-printed JSON over several lines: keep
+            // only one-line events.
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    sink.lock().unwrap().push(v);
+                }
+            }
+        });
+        let w = Watcher { child, events };
+        w.wait_for("the first run", Duration::from_secs(30), |e| {
+            e["event"] == "watching"
+        });
+        w
+    }
+
+    fn len(&self) -> usize {
+        self.events.lock().unwrap().len()
+    }
+
+    /// Wait until an event after the first `from` satisfies `pred`; return it.
+    fn wait_from(
+        &self,
+        from: usize,
+        what: &str,
+        limit: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let t = Instant::now();
+        loop {
+            if let Some(e) = self.events.lock().unwrap()[from..].iter().find(|e| pred(e)) {
+                return e.clone();
+            }
+            if t.elapsed() > limit {
+                panic!(
+                    "timed out waiting for {what}; events: {:#?}",
+                    &self.events.lock().unwrap()[from..]
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn wait_for(&self, what: &str, limit: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+        self.wait_from(0, what, limit, pred)
+    }
+
+    /// After an edit: wait for the run it caused to end and the watcher to idle again;
+    /// return the stages that ran a command, sorted.
+    fn settle(&self, from: usize) -> Vec<String> {
+        self.wait_from(from, "a run after the edit", Duration::from_secs(30), |e| {
+            e["event"] == "finish"
+        });
+        // One edit can arrive as several file events in different debounce windows (each
+        // a run; the later ones find nothing to do): wait until the watcher idles.
+        let mut mark = from;
+        loop {
+            self.wait_from(mark, "watching again", Duration::from_secs(30), |e| {
+                e["event"] == "watching"
+            });
+            let seen = self.len();
+            std::thread::sleep(Duration::from_millis(300));
+            if self.len() == seen {
+                break;
+            }
+            mark = seen;
+        }
+        let ev = self.events.lock().unwrap();
+        let mut ran: Vec<String> = ev[from..]
+            .iter()
+            .filter(|e| e["event"] == "stage_started")
+            .map(|e| e["stage"].as_str().unwrap().to_string())
+            .collect();
+        ran.sort();
+        ran
+    }
+
+    fn stop(mut self) -> Vec<Value> {
+        std::process::Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        let status = self.child.wait().unwrap();
+        assert_eq!(
+            status.code(),
+            Some(130),
+            "mlp watch did not stop cleanly on Ctrl-C"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+        self.events.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const P: &str = r#"
+pipeline "w"
+stage a {
+  in "src/a.txt"
+  out o = "out/a.txt"
+  run "mkdir -p out && cat src/a.txt > ${out.o}"
+}
+stage b {
+  in a.o
+  out o = "out/b.txt"
+  run "wc -c < ${in[0]} > ${out.o}"
+}
+stage c {
+  in "src/c.txt"
+  out o = "out/c.txt"
+  run "mkdir -p out && cat src/c.txt > ${out.o}"
+}
+"#;
+
+fn ws() -> Ws {
+    let ws = Ws::new(P);
+    ws.write("src/a.txt", "a\n");
+    ws.write("src/c.txt", "c\n");
+    ws
+}
+
+#[test]
+fn an_edit_reruns_only_its_dependents_and_outputs_cause_no_loop() {
+    let ws = ws();
+    let w = Watcher::start(&ws, &[]);
+    let from = w.len();
+    ws.write("src/c.txt", "c2\n");
+    assert_eq!(w.settle(from), vec!["c"]);
+    assert_eq!(ws.read("out/c.txt"), "c2\n");
+    let from = w.len();
+    ws.write("src/a.txt", "a2\n");
+    assert_eq!(w.settle(from), vec!["a", "b"]);
+    // The stages wrote their outputs: that must not start another run.
+    let quiet = w.len();
+    std::thread::sleep(Duration::from_millis(800));
+    let later = &w.events.lock().unwrap()[quiet..].to_vec();
+    assert!(
+        !later.iter().any(|e| e["event"] == "start"),
+        "outputs retriggered a run: {later:#?}"
+    );
+    // Files nothing reads are ignored.
+    ws.write("notes.txt", "unrelated");
+    std::thread::sleep(Duration::from_millis(500));
+    let later = &w.events.lock().unwrap()[quiet..].to_vec();
+    assert!(!later.iter().any(|e| e["event"] == "changed"), "{later:#?}");
+    let all = w.stop();
+    assert_eq!(all.last().unwrap()["event"], "stopped");
+}
+
+#[test]
+fn an_atomic_rename_save_is_seen_again_and_again() {
+    let ws = ws();
+    let w = Watcher::start(&ws, &[]);
+    for i in 0..3 {
+        let from = w.len();
+        // What editors do: write a temp file, rename it over the original.
+        ws.write("src/.a.txt.swp", &format!("saved {i}\n"));
+        std::fs::rename(
+            ws.path().join("src/.a.txt.swp"),
+            ws.path().join("src/a.txt"),
+        )
+        .unwrap();
+        assert_eq!(w.settle(from), vec!["a", "b"], "save {i}");
+        assert_eq!(ws.read("out/a.txt"), format!("saved {i}\n"));
+    }
+}
+
+#[test]
+fn an_edit_during_a_running_stage_restarts_it_and_spares_the_others() {
+    let ws = Ws::new(
+        r#"
+pipeline "w"
+stage slow {
+  in "slow.txt"
+  out o = "slow.out"
+  run "sleep 1.5 && cp slow.txt ${out.o}"
+}
+stage other {
+  in "other.txt"
+  out o = "other.out"
+  run "sleep 1.5 && cp other.txt ${out.o}"
+}
+"#,
+    );
+    ws.write("slow.txt", "1");
+    ws.write("other.txt", "x");
+    let w = Watcher::start(&ws, &["-j", "2"]);
+    let from = w.len();
+    ws.write("other.txt", "y");
+    ws.write("slow.txt", "2");
+    w.wait_from(from, "both started", Duration::from_secs(10), |e| {
+        e["event"] == "stage_started" && e["stage"] == "other"
+    });
+    w.wait_from(from, "slow started", Duration::from_secs(10), |e| {
+        e["event"] == "stage_started" && e["stage"] == "slow"
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let mid = w.len();
+    ws.write("slow.txt", "3");
+    w.wait_from(mid, "the restart", Duration::from_secs(10), |e| {
+        e["event"] == "restart" && e["stage"] == "slow"
+    });
+    let ended = w.wait_from(mid, "slow interrupted", Duration::from_secs(10), |e| {
+        e["event"] == "stage_finished" && e["stage"] == "slow"
+    });
+    assert_eq!(ended["status"], "interrupted");
+    // The unrelated stage finished normally in the same run.
+    let other = w.wait_from(from, "other finished", Duration::from_secs(10), |e| {
+        e["event"] == "stage_finished" && e["stage"] == "other"
+    });
+    assert_eq!(other["status"], "ran");
+    // And slow runs again with the new content.
+    w.wait_from(mid, "slow ran again", Duration::from_secs(20), |e| {
+        e["event"] == "stage_finished" && e["stage"] == "slow" && e["status"] == "ran"
+    });
+    assert_eq!(ws.read("slow.out"), "3");
+}
+
+#[test]
+fn a_broken_pipeline_file_is_reported_and_watching_recovers_when_fixed() {
+    let ws = ws();
+    let w = Watcher::start(&ws, &[]);
+    let from = w.len();
+    ws.write("pipeline.mlp", &format!("{P}\nstage broken {{ run }}\n"));
+    w.wait_from(from, "the plan error", Duration::from_secs(10), |e| {
+        e["event"] == "plan_error"
+    });
+    let from = w.len();
+    ws.write(
+        "pipeline.mlp",
+        &P.replace("cat src/c.txt", "tr a-z A-Z < src/c.txt"),
+    );
+    assert_eq!(w.settle(from), vec!["c"]);
+    assert_eq!(ws.read("out/c.txt"), "C\n");
+}
+
+#[test]
+fn a_file_that_does_not_exist_yet_is_picked_up_when_it_appears() {
+    let ws = Ws::new(
+        r#"
+pipeline "w"
+stage late {
+  in "incoming/batch.csv"
+  out o = "late.out"
+  run "cp incoming/batch.csv ${out.o} 2>/dev/null || echo none > ${out.o}"
+}
+"#,
+    );
+    let w = Watcher::start(&ws, &[]);
+    let from = w.len();
+    ws.write("incoming/batch.csv", "rows\n");
+    assert_eq!(w.settle(from), vec!["late"]);
+    assert_eq!(ws.read("late.out"), "rows\n");
+}
+
+#[test]
+fn every_timers_fire_and_drive_a_monitoring_loop() {
+    let ws = Ws::new(
+        r#"
+pipeline "monitoring"
+stage monitor {
+  in      "drift_source.txt"
+  metrics live = "live.json"
+  run     "printf '{\"drift\": %s}' $(tail -n 1 drift_source.txt) > ${metrics.live} && date +%s%N >> monitor_runs.txt"
+  every   1s
+}
+stage retrain {
+  when monitor.live.drift > 0.2
+  in   "drift_source.txt"
+  out  m = "model.txt"
+  run  "echo retrained on drift $(tail -n 1 drift_source.txt) > ${out.m}"
+}
+"#,
+    );
+    ws.write("drift_source.txt", "0.05\n");
+    let w = Watcher::start(&ws, &[]);
+    // The timer fires on its own, again and again.
+    let from = w.len();
+    w.wait_from(from, "the every timer", Duration::from_secs(10), |e| {
+        e["event"] == "timer"
+    });
+    w.settle(from);
+    assert!(ws.read("monitor_runs.txt").lines().count() >= 2);
+    assert!(!ws.exists("model.txt"), "retrain ran without drift");
+    // New data arrives with drift: the retrain stage runs.
+    let from = w.len();
+    ws.write("drift_source.txt", "0.05\n0.31\n");
+    w.wait_from(from, "retrain", Duration::from_secs(15), |e| {
+        e["event"] == "stage_finished" && e["stage"] == "retrain" && e["status"] == "ran"
+    });
+    assert_eq!(ws.read("model.txt"), "retrained on drift 0.31\n");
+}
