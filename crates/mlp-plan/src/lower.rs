@@ -1032,10 +1032,10 @@ impl Lowerer {
                                 });
                             }
                             // Every other stage whose output a glob or directory input covers.
-                            for (op, (j, _)) in by_path {
-                                if *j != me && Some(*j) != producer && covers(&path, kind, op) {
+                            for j in covered(&path, kind, by_path) {
+                                if j != me && Some(j) != producer {
                                     deps.push(Dep {
-                                        stage: *j,
+                                        stage: j,
                                         kind: DepKind::Data,
                                     });
                                 }
@@ -2208,12 +2208,46 @@ pub fn is_under(path: &str, dir: &str) -> bool {
         || (path.len() > dir.len() && path.starts_with(dir) && path.as_bytes()[dir.len()] == b'/')
 }
 
-/// Whether an input (path or glob) reads an output path.
-fn covers(input: &str, kind: InputKind, output: &str) -> bool {
+/// The stages of every output an input reads: the output it names or lies inside, the
+/// outputs inside it (a directory), or those it matches (a glob). Range queries on the
+/// sorted outputs, so that planning stays near-linear in the number of stages.
+fn covered(path: &str, kind: InputKind, by_path: &BTreeMap<String, (usize, Span)>) -> Vec<usize> {
+    let mut out = Vec::new();
     match kind {
-        InputKind::Path => is_under(output, input) || is_under(input, output),
-        InputKind::Glob => glob_match(input, output),
+        InputKind::Path => {
+            out.extend(
+                ancestors(path)
+                    .filter_map(|a| by_path.get(a))
+                    .map(|(j, _)| *j),
+            );
+            let dir = format!("{path}/");
+            out.extend(
+                by_path
+                    .range(dir.clone()..)
+                    .take_while(|(o, _)| o.starts_with(&dir))
+                    .map(|(_, (j, _))| *j),
+            );
+        }
+        InputKind::Glob => {
+            // Whatever a glob matches starts with the text before its first wildcard.
+            let lit = &path[..path.find(['*', '?', '[']).unwrap_or(path.len())];
+            out.extend(
+                by_path
+                    .range(lit.to_string()..)
+                    .take_while(|(o, _)| o.starts_with(lit))
+                    .filter(|(o, _)| glob_match(path, o))
+                    .map(|(_, (j, _))| *j),
+            );
+        }
     }
+    out
+}
+
+/// `a`, `a/b`, `a/b/c` for `a/b/c`: the path and every directory above it, shortest first.
+fn ancestors(path: &str) -> impl Iterator<Item = &str> {
+    path.match_indices('/')
+        .map(|(i, _)| &path[..i])
+        .chain(std::iter::once(path))
 }
 
 fn producer_of(
@@ -2224,11 +2258,11 @@ fn producer_of(
     if kind == InputKind::Glob {
         return None;
     }
-    // The output equal to the input, or the output directory that contains it.
-    by_path
-        .iter()
-        .find(|(o, _)| is_under(path, o))
-        .map(|(_, (j, _))| *j)
+    // The output equal to the input, or the output directory that contains it (the
+    // outermost one, as the sorted outputs list it first).
+    ancestors(path)
+        .find_map(|a| by_path.get(a))
+        .map(|(j, _)| *j)
 }
 
 /// A small glob matcher for `*`, `?`, `**` and `[...]` over `/`-separated paths.
@@ -2310,6 +2344,36 @@ mod tests {
         assert_eq!(normalize("../x"), "../x");
         assert!(is_under("a/b/c", "a/b"));
         assert!(!is_under("a/bc", "a/b"));
+    }
+
+    #[test]
+    fn inputs_find_the_outputs_they_read() {
+        let by_path: BTreeMap<String, (usize, Span)> = [
+            ("data", 0),
+            ("data-x/a.csv", 1),
+            ("models/a.pkl", 2),
+            ("models/b/c.pkl", 3),
+            ("reports/r.json", 4),
+        ]
+        .into_iter()
+        .map(|(p, j)| (p.to_string(), (j, Span::default())))
+        .collect();
+        let mut c = covered("models", InputKind::Path, &by_path);
+        c.sort();
+        assert_eq!(c, [2, 3]); // a directory input reads what is inside it
+        assert_eq!(covered("data/raw/x.csv", InputKind::Path, &by_path), [0]);
+        assert_eq!(covered("data", InputKind::Path, &by_path), [0]); // not `data-x/`
+        assert_eq!(covered("models/*.pkl", InputKind::Glob, &by_path), [2]);
+        assert_eq!(covered("**/*.json", InputKind::Glob, &by_path), [4]);
+        assert_eq!(
+            producer_of("data/raw/x.csv", InputKind::Path, &by_path),
+            Some(0)
+        );
+        assert_eq!(producer_of("models", InputKind::Path, &by_path), None);
+        assert_eq!(
+            producer_of("models/b/c.pkl", InputKind::Path, &by_path),
+            Some(3)
+        );
     }
 
     #[test]
