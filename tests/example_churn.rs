@@ -61,7 +61,10 @@ fn reason(r: &Run, stage: &str) -> String {
 }
 
 fn timed(label: &str, start: Instant) {
-    eprintln!("churn: {label} after {:.1} s", start.elapsed().as_secs_f64());
+    eprintln!(
+        "churn: {label} after {:.1} s",
+        start.elapsed().as_secs_f64()
+    );
 }
 
 /// The last line of the registry's history.
@@ -139,7 +142,10 @@ fn churn_pipeline_from_raw_data_to_a_promoted_model() {
     assert!(ws.exists(&format!("registry/versions/{}/model.pkl", current.trim())));
     assert!(last_event(&ws).contains(" promote "), "{}", last_event(&ws));
     let runs = json(&ws.mlp(&["runs", "--json"]));
-    assert_eq!(runs[0]["baseline"], true, "promote_model made run 1 the baseline");
+    assert_eq!(
+        runs[0]["baseline"], true,
+        "promote_model made run 1 the baseline"
+    );
 
     // 2. Nothing changed: nothing to do.
     assert!(ws.run(&[]).nothing_to_do());
@@ -169,7 +175,14 @@ fn churn_pipeline_from_raw_data_to_a_promoted_model() {
             && why.contains("input distribution drifted from the reference data"),
         "{why}"
     );
-    for s in ["features", "train", "evaluate", "canary", "promote_model", "rollback"] {
+    for s in [
+        "features",
+        "train",
+        "evaluate",
+        "canary",
+        "promote_model",
+        "rollback",
+    ] {
         assert_eq!(r.statuses()[s], "skipped", "{s}: {:?}", r.statuses());
     }
     let quality: Value = serde_json::from_str(&ws.read("reports/data_quality.json")).unwrap();
@@ -250,7 +263,12 @@ fn churn_pipeline_from_raw_data_to_a_promoted_model() {
     .unwrap();
     let r = ws.run(&better);
     r.assert_ok();
-    assert_eq!(r.ran(), names(&["monitor", "retrain"]), "{:?}", r.statuses());
+    assert_eq!(
+        r.ran(),
+        names(&["monitor", "retrain"]),
+        "{:?}",
+        r.statuses()
+    );
     let live: Value = serde_json::from_str(&ws.read("metrics/live.json")).unwrap();
     assert!(live["drift"].as_f64().unwrap() > 0.2, "{live}");
     let request: Value = serde_json::from_str(&ws.read("triggers/retrain.json")).unwrap();
