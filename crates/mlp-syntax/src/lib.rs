@@ -4,12 +4,13 @@
 pub mod ast;
 mod comments;
 mod error;
+mod fast;
 pub mod fmt;
 mod parser;
 
 pub use error::SyntaxError;
 pub use fmt::format;
-pub use parser::{parse, parse_expr};
+pub use parser::{parse, parse_expr, parse_fast, parse_with_pest};
 
 /// Every reserved word of the language.
 pub const KEYWORDS: &[&str] = &[

@@ -14,7 +14,32 @@ struct MlpParser;
 
 /// Parse one `.mlp` source text. Unknown keywords are kept as `Unknown` items (the checker
 /// reports them); anything else that does not parse is an error.
+///
+/// A well-formed file is read by the hand-written parser in `fast.rs`; any other by the
+/// pest grammar, which also explains what is wrong. Both build the same tree.
 pub fn parse(src: &str) -> Result<File, Vec<SyntaxError>> {
+    if let Some(items) = crate::fast::parse(src) {
+        return Ok(File {
+            items,
+            comments: crate::comments::collect(src),
+        });
+    }
+    parse_with_pest(src)
+}
+
+/// The hand-written parser alone: `None` where it leaves the file to pest. For the tests
+/// and the fuzzer that check both parsers agree.
+#[doc(hidden)]
+pub fn parse_fast(src: &str) -> Option<File> {
+    crate::fast::parse(src).map(|items| File {
+        items,
+        comments: crate::comments::collect(src),
+    })
+}
+
+/// The pest parser alone (see `parse_fast`).
+#[doc(hidden)]
+pub fn parse_with_pest(src: &str) -> Result<File, Vec<SyntaxError>> {
     let mut pairs = match MlpParser::parse(Rule::file, src) {
         Ok(p) => p,
         Err(e) => {

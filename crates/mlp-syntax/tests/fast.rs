@@ -1,0 +1,148 @@
+//! The hand-written parser (`parse_fast`) and the pest parser build the same tree wherever
+//! the hand-written one does not give up, and it gives up on no well-formed example.
+
+use std::path::{Path, PathBuf};
+
+use mlp_syntax::{parse_fast, parse_with_pest};
+use proptest::prelude::*;
+
+/// Both parsers agree on `src`; returns whether the fast one read it.
+fn agree(src: &str) -> bool {
+    match parse_fast(src) {
+        Some(fast) => {
+            match parse_with_pest(src) {
+                Ok(slow) => assert_eq!(fast, slow, "the parsers differ on:\n{src}"),
+                Err(e) => panic!("only the fast parser accepts:\n{src}\n{e:?}"),
+            }
+            true
+        }
+        None => false,
+    }
+}
+
+fn mlp_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            mlp_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "mlp") {
+            out.push(p);
+        }
+    }
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+#[test]
+fn well_formed_examples_take_the_fast_path() {
+    let mut files = vec![
+        repo().join("crates/mlp-syntax/tests/fixtures/design.mlp"),
+        repo().join("examples/quickstart/pipeline.mlp"),
+    ];
+    files.retain(|f| f.exists());
+    assert!(!files.is_empty());
+    for f in files {
+        let src = std::fs::read_to_string(&f).unwrap();
+        assert!(agree(&src), "{}: left to pest", f.display());
+    }
+}
+
+#[test]
+fn every_fixture_parses_alike() {
+    let mut files = Vec::new();
+    mlp_files(&repo().join("tests/fixtures"), &mut files);
+    assert!(files.len() > 20);
+    for f in files {
+        if let Ok(src) = std::fs::read_to_string(&f) {
+            agree(&src);
+        }
+    }
+}
+
+#[test]
+fn tricky_corners_parse_alike() {
+    let cases = [
+        // Implicit whitespace and comments where pest allows them.
+        "stage a{in\"x\" ,b.c# c\n,\"y\"run\"${ params.x # c\n }\"}",
+        "param p = [1, -2.5e3, \"a\", true, [false], ]",
+        "param p = []",
+        "param a.b.c = -0",
+        "env { in = \"x\" A_1 = -3 B = true }",
+        "for x in params.list { for y in [1,2] { stage \"s${x}_${y}\" { run \"r\" } } }",
+        // Expressions: precedence, prefixes, calls, parentheses, durations.
+        "stage a { check - - x.y[0] * (b + c) % d / e - f < g || !h && i != j == k >= l <= 1h30m }",
+        "stage a { when failed (b) check max(a.b, 2, abs(-c)) > 1e5 \"m\" gate true.x }",
+        "stage a { check a-1 check \"a\" \"b\" check x[1][2].y }",
+        "stage a { check 1.5h }",
+        "stage a { check 1. }",
+        "stage a { check in.x > out }",
+        // Items.
+        "stage a { out x = \"o\", \"p\" metrics m = \"m.json\" after b, \"c\" params a.b, c }",
+        "stage a { retry 4294967296 }",
+        "stage a { retry 007 timeout 1m30s every 500ms resources cpu = 2, mem = 1.5GiB, gpu=1 }",
+        "stage a { resources mem = 4GB, x = 99999999999 }",
+        "stage a { always frozen promote env { X = \"1\" } }",
+        "stage \"a b\" { fallback \"f\" }",
+        // Strings.
+        "stage a { run \"\\\" \\\\ \\n \\t \\r \\0 \\$ \\u{1F600} $ $x ${a}${b.c[0]}\" }",
+        "stage a { run \"\\u{D800}\" }",
+        "stage a { run \"\\q\" }",
+        "stage a { run \"multi\nline\" }",
+        "stage a { run \"${}\" }",
+        "stage a { run \"${a.}\" }",
+        "stage a { run \"${a[99999999999999999999999]}\" }",
+        // Left to pest: unknown words, errors.
+        "stag a { }",
+        "stage a { foo }",
+        "stage a { in }",
+        "stage a { in \"x\", }",
+        "param x = 1e999",
+        "param x = 1e",
+        "}",
+        "",
+        "# only a comment",
+    ];
+    for c in cases {
+        agree(c);
+    }
+}
+
+const SEEDS: &[&str] = &[
+    include_str!("fixtures/design.mlp"),
+    "param models = [\"gbm\", \"lr\"]\nfor m in params.models {\n  stage \"t_${m}\" {\n    in a.b, \"src/*.py\"\n    out o = \"m/${m}.pkl\"\n    run \"train ${in[0]} ${out.o}\"\n    check m.x[0] > -1.5e3 && !(y.z == \"q\")\n  }\n}\n",
+];
+
+/// Pieces to splice in: tokens of the language and characters that break them.
+const PIECES: &[&str] = &[
+    " ", "\n", "#", "\"", "\\", "${", "}", "{", "[", "]", "(", ")", ",", ".", "=", "-", "!", "<=",
+    "&&", "stage", "in", "out", "params", "for", "env", "run", "check", "x", "1", "1e5", "30m",
+    "4G", "true", "u{41}", "é",
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    /// Random edits of well-formed files: wherever the fast parser reads the result, pest
+    /// reads the same tree.
+    #[test]
+    fn edited_files_parse_alike(
+        seed in 0..SEEDS.len(),
+        edits in prop::collection::vec((any::<prop::sample::Index>(), 0..4usize, prop::sample::select(PIECES)), 1..4),
+    ) {
+        let mut src = SEEDS[seed].to_string();
+        for (at, del, piece) in edits {
+            let mut i = at.index(src.len() + 1);
+            while !src.is_char_boundary(i) {
+                i -= 1;
+            }
+            let mut j = (i + del).min(src.len());
+            while !src.is_char_boundary(j) {
+                j += 1;
+            }
+            src.replace_range(i..j, piece);
+        }
+        agree(&src);
+    }
+}
