@@ -500,6 +500,7 @@ impl Lowerer {
         }
 
         // 6. Each stage.
+        let out_index = OutputIndex::new(by_path);
         let stage_names: Vec<String> = raw.iter().map(|r| r.name.clone()).collect();
         let mut stages: Vec<Stage> = Vec::new();
         for (i, r) in raw.iter().enumerate() {
@@ -510,7 +511,7 @@ impl Lowerer {
                 &by_name,
                 &outputs,
                 &out_spans,
-                &by_path,
+                &out_index,
                 &params,
                 &env,
                 &stage_names,
@@ -519,6 +520,9 @@ impl Lowerer {
         }
         if !self.diags.is_empty() {
             return None;
+        }
+        for (s, o) in stages.iter_mut().zip(outputs) {
+            s.outputs = o;
         }
 
         // 7. Cycles and the order.
@@ -844,8 +848,10 @@ impl Lowerer {
             match p {
                 ast::StrPart::Text(t) => out.push_str(t),
                 ast::StrPart::Interp(path) => {
-                    if let Some(v) = self.lookup_plain(fid, path, vars, params, Ctx::Plain) {
-                        out.push_str(&v.to_string());
+                    match self.lookup_plain(fid, path, vars, params, Ctx::Plain) {
+                        Some(Value::Str(v)) => out.push_str(v),
+                        Some(v) => out.push_str(&v.to_string()),
+                        None => {}
                     }
                 }
             }
@@ -854,14 +860,14 @@ impl Lowerer {
     }
 
     /// `${var}` and `${params.key}`; anything else is an error here.
-    fn lookup_plain(
+    fn lookup_plain<'v>(
         &mut self,
         fid: usize,
         path: &ast::Spanned<ast::Path>,
-        vars: &[(String, Value)],
-        params: &BTreeMap<String, Value>,
+        vars: &'v [(String, Value)],
+        params: &'v BTreeMap<String, Value>,
         ctx: Ctx,
-    ) -> Option<Value> {
+    ) -> Option<&'v Value> {
         let p = &path.node;
         if let Some((_, v)) = vars.iter().rev().find(|(n, _)| *n == p.head) {
             return index_value(v, &p.segments).or_else(|| {
@@ -874,8 +880,7 @@ impl Lowerer {
             });
         }
         if p.head == "params" {
-            let key = key_of(&p.segments);
-            if key.is_empty() {
+            if p.segments.is_empty() {
                 self.err(
                     Diagnostic::new("E0109", "`${params}` needs a key")
                         .at(fid, path.span, "which param?")
@@ -883,10 +888,10 @@ impl Lowerer {
                 );
                 return None;
             }
-            return match Value::lookup(params, &key) {
-                Some(v) => Some(v.clone()),
+            return match lookup_segs(params, &p.segments) {
+                Some(v) => Some(v),
                 None => {
-                    self.unknown_param(fid, path.span, &key, params);
+                    self.unknown_param(fid, path.span, &key_of(&p.segments), params);
                     None
                 }
             };
@@ -962,7 +967,7 @@ impl Lowerer {
         by_name: &HashMap<String, usize>,
         outputs: &[Vec<Output>],
         out_spans: &[Vec<Span>],
-        by_path: &BTreeMap<String, (usize, Span)>,
+        out_index: &OutputIndex,
         params: &BTreeMap<String, Value>,
         pipeline_env: &BTreeMap<String, String>,
         stage_names: &[String],
@@ -975,7 +980,7 @@ impl Lowerer {
                 span: r.name_span,
             },
             inputs: Vec::new(),
-            outputs: outputs[me].clone(),
+            outputs: Vec::new(), // moved in once every stage is built
             params: Vec::new(),
             command: String::new(),
             env: pipeline_env.clone(),
@@ -1015,7 +1020,7 @@ impl Lowerer {
                             } else {
                                 InputKind::Path
                             };
-                            let producer = producer_of(&path, kind, by_path);
+                            let producer = out_index.producer_of(&path, kind);
                             if producer == Some(me) {
                                 self.err(
                                     Diagnostic::new("E0107", format!("stage `{}` reads its own output `{path}`", r.name))
@@ -1032,7 +1037,7 @@ impl Lowerer {
                                 });
                             }
                             // Every other stage whose output a glob or directory input covers.
-                            for j in covered(&path, kind, by_path) {
+                            for j in out_index.covered(&path, kind) {
                                 if j != me && Some(j) != producer {
                                     deps.push(Dep {
                                         stage: j,
@@ -1448,36 +1453,51 @@ impl Lowerer {
             let head = path.node.head.as_str();
             let segs = &path.node.segments;
             let is_var = r.vars.iter().any(|(n, _)| n == head);
-            let words: Option<Vec<String>> = if is_var || head == "params" {
-                self.lookup_plain(f, path, &r.vars, params, Ctx::Command)
-                    .map(|v| vec![quote(&v.to_string())])
-            } else if head == "in" {
-                let all: Vec<String> = inputs
-                    .iter()
-                    .map(|i| {
-                        if i.kind == InputKind::Glob {
-                            quote_glob(&i.path)
-                        } else {
-                            quote(&i.path)
+            if is_var || head == "params" {
+                match self.lookup_plain(f, path, &r.vars, params, Ctx::Command) {
+                    Some(Value::Str(v)) => push_quoted(&mut out, v, false),
+                    Some(v) => push_quoted(&mut out, &v.to_string(), false),
+                    None => {}
+                }
+                continue;
+            }
+            if head == "in" || head == "out" || head == "metrics" {
+                let all: Vec<Word<'_>> = if head == "in" {
+                    inputs
+                        .iter()
+                        .map(|i| Word {
+                            path: &i.path,
+                            glob: i.kind == InputKind::Glob,
+                            name: None,
+                        })
+                        .collect()
+                } else {
+                    outputs[me]
+                        .iter()
+                        .filter(|o| o.metrics == (head == "metrics"))
+                        .map(|o| Word {
+                            path: &o.path,
+                            glob: false,
+                            name: o.name.as_deref(),
+                        })
+                        .collect()
+                };
+                let plural = match head {
+                    "in" => "inputs",
+                    "out" => "outputs",
+                    _ => "metrics files",
+                };
+                if let Some(chosen) = self.select(f, path, head, &all, plural) {
+                    for (k, w) in chosen.iter().enumerate() {
+                        if k > 0 {
+                            out.push(' ');
                         }
-                    })
-                    .collect();
-                self.select(f, path, "in", all, &[], || "inputs".into())
-            } else if head == "out" || head == "metrics" {
-                let list: Vec<&Output> = outputs[me]
-                    .iter()
-                    .filter(|o| o.metrics == (head == "metrics"))
-                    .collect();
-                let all: Vec<String> = list.iter().map(|o| quote(&o.path)).collect();
-                let names: Vec<Option<String>> = list.iter().map(|o| o.name.clone()).collect();
-                self.select(f, path, head, all, &names, || {
-                    if head == "out" {
-                        "outputs".into()
-                    } else {
-                        "metrics files".into()
+                        push_quoted(&mut out, w.path, w.glob);
                     }
-                })
-            } else if let Some(&j) = by_name.get(head) {
+                }
+                continue;
+            }
+            let words: Option<Vec<String>> = if let Some(&j) = by_name.get(head) {
                 // `${stage.output}`: the path of another stage's output; it becomes an input.
                 match segs.as_slice() {
                     [ast::Segment::Field(o)] => match outputs[j]
@@ -1555,27 +1575,26 @@ impl Lowerer {
                 );
                 None
             };
-            if let Some(w) = words {
-                out.push_str(&w.join(" "));
+            for w in words.into_iter().flatten() {
+                out.push_str(&w);
             }
         }
         out
     }
 
-    /// `${in}`, `${in[1]}`, `${out.name}`: pick from a list of quoted words.
-    fn select(
+    /// `${in}`, `${in[1]}`, `${out.name}`: pick from the stage's inputs or outputs.
+    fn select<'w>(
         &mut self,
         f: usize,
         path: &ast::Spanned<ast::Path>,
         what: &str,
-        all: Vec<String>,
-        names: &[Option<String>],
-        plural: impl Fn() -> String,
-    ) -> Option<Vec<String>> {
+        all: &'w [Word<'w>],
+        plural: &str,
+    ) -> Option<&'w [Word<'w>]> {
         match path.node.segments.as_slice() {
             [] => Some(all),
             [ast::Segment::Index(i)] => match all.get(*i) {
-                Some(w) => Some(vec![w.clone()]),
+                Some(_) => Some(&all[*i..*i + 1]),
                 None => {
                     self.err(
                         Diagnostic::new(
@@ -1584,7 +1603,7 @@ impl Lowerer {
                                 "`${{{}}}` is out of range: the stage has {} {}",
                                 path.node,
                                 all.len(),
-                                plural()
+                                plural
                             ),
                         )
                         .at(f, path.span, "no such item")
@@ -1598,14 +1617,14 @@ impl Lowerer {
                 }
             },
             [ast::Segment::Field(n)] if what != "in" => {
-                match names.iter().position(|x| x.as_deref() == Some(n.as_str())) {
-                    Some(i) => Some(vec![all[i].clone()]),
+                match all.iter().position(|w| w.name == Some(n.as_str())) {
+                    Some(i) => Some(&all[i..i + 1]),
                     None => {
-                        let known: Vec<&str> = names.iter().flatten().map(String::as_str).collect();
+                        let known: Vec<&str> = all.iter().filter_map(|w| w.name).collect();
                         let help = did_you_mean(n, known.iter().copied()).unwrap_or_else(|| {
                             format!(
                                 "the stage's named {} are: {}",
-                                plural(),
+                                plural,
                                 if known.is_empty() {
                                     "none".to_string()
                                 } else {
@@ -1895,7 +1914,7 @@ impl Lowerer {
     ) -> Option<(Cond, Ty)> {
         let f = r.file;
         if let Some((_, v)) = r.vars.iter().rev().find(|(n, _)| *n == p.head) {
-            let v = index_value(v, &p.segments)?;
+            let v = index_value(v, &p.segments)?.clone();
             let t = Ty::of(&v);
             return Some((Cond::Const(v), t));
         }
@@ -2163,7 +2182,7 @@ fn key_of(segs: &[ast::Segment]) -> String {
         .join(".")
 }
 
-fn index_value(v: &Value, segs: &[ast::Segment]) -> Option<Value> {
+fn index_value<'a>(v: &'a Value, segs: &[ast::Segment]) -> Option<&'a Value> {
     let mut cur = v;
     for s in segs {
         cur = match (cur, s) {
@@ -2172,7 +2191,29 @@ fn index_value(v: &Value, segs: &[ast::Segment]) -> Option<Value> {
             _ => return None,
         };
     }
-    Some(cur.clone())
+    Some(cur)
+}
+
+/// `Value::lookup(map, &key_of(segs))`, without building the key.
+fn lookup_segs<'a>(map: &'a BTreeMap<String, Value>, segs: &[ast::Segment]) -> Option<&'a Value> {
+    use ast::Segment as S;
+    let Some((first, rest)) = segs.split_first() else {
+        return map.get("");
+    };
+    let mut cur = match first {
+        S::Field(f) => map.get(f.as_str())?,
+        S::Index(i) => map.get(&i.to_string())?,
+    };
+    for s in rest {
+        cur = match (cur, s) {
+            (Value::Map(m), S::Field(f)) => m.get(f.as_str())?,
+            (Value::Map(m), S::Index(i)) => m.get(&i.to_string())?,
+            (Value::List(l), S::Index(i)) => l.get(*i)?,
+            (Value::List(l), S::Field(f)) => l.get(f.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(cur)
 }
 
 fn valid_name(n: &str) -> bool {
@@ -2183,6 +2224,10 @@ fn valid_name(n: &str) -> bool {
 
 /// `./a//b/` → `a/b`; `a/../b` → `b`. Keeps a leading `/` and leading `..`.
 pub fn normalize(p: &str) -> String {
+    // Most paths are normal already: no empty, `.` or `..` component.
+    if !p.is_empty() && p.split('/').all(|c| !matches!(c, "" | "." | "..")) {
+        return p.to_string();
+    }
     let abs = p.starts_with('/');
     let mut parts: Vec<&str> = Vec::new();
     for c in p.split('/') {
@@ -2208,39 +2253,74 @@ pub fn is_under(path: &str, dir: &str) -> bool {
         || (path.len() > dir.len() && path.starts_with(dir) && path.as_bytes()[dir.len()] == b'/')
 }
 
-/// The stages of every output an input reads: the output it names or lies inside, the
-/// outputs inside it (a directory), or those it matches (a glob). Range queries on the
-/// sorted outputs, so that planning stays near-linear in the number of stages.
-fn covered(path: &str, kind: InputKind, by_path: &BTreeMap<String, (usize, Span)>) -> Vec<usize> {
-    let mut out = Vec::new();
-    match kind {
-        InputKind::Path => {
-            out.extend(
-                ancestors(path)
-                    .filter_map(|a| by_path.get(a))
-                    .map(|(j, _)| *j),
-            );
-            let dir = format!("{path}/");
-            out.extend(
-                by_path
-                    .range(dir.clone()..)
-                    .take_while(|(o, _)| o.starts_with(&dir))
-                    .map(|(_, (j, _))| *j),
-            );
-        }
-        InputKind::Glob => {
-            // Whatever a glob matches starts with the text before its first wildcard.
-            let lit = &path[..path.find(['*', '?', '[']).unwrap_or(path.len())];
-            out.extend(
-                by_path
-                    .range(lit.to_string()..)
-                    .take_while(|(o, _)| o.starts_with(lit))
-                    .filter(|(o, _)| glob_match(path, o))
-                    .map(|(_, (j, _))| *j),
-            );
-        }
+/// Every output path, sorted, with its stage and span; and the first component of each,
+/// to see at once that an input such as `src/train.py` reads no output at all.
+struct OutputIndex {
+    by_path: BTreeMap<String, (usize, Span)>,
+    tops: HashSet<String>,
+}
+
+fn top(path: &str) -> &str {
+    path.split('/').next().unwrap_or("")
+}
+
+impl OutputIndex {
+    fn new(by_path: BTreeMap<String, (usize, Span)>) -> Self {
+        let tops = by_path.keys().map(|k| top(k).to_string()).collect();
+        OutputIndex { by_path, tops }
     }
-    out
+
+    /// The stages of every output an input reads: the output it names or lies inside, the
+    /// outputs inside it (a directory), or those it matches (a glob). Range queries on the
+    /// sorted outputs, so that planning stays near-linear in the number of stages.
+    fn covered(&self, path: &str, kind: InputKind) -> Vec<usize> {
+        let mut out = Vec::new();
+        match kind {
+            InputKind::Path => {
+                if !self.tops.contains(top(path)) {
+                    return out;
+                }
+                out.extend(
+                    ancestors(path)
+                        .filter_map(|a| self.by_path.get(a))
+                        .map(|(j, _)| *j),
+                );
+                let dir = format!("{path}/");
+                out.extend(
+                    self.by_path
+                        .range(dir.clone()..)
+                        .take_while(|(o, _)| o.starts_with(&dir))
+                        .map(|(_, (j, _))| *j),
+                );
+            }
+            InputKind::Glob => {
+                // Whatever a glob matches starts with the text before its first wildcard.
+                let lit = &path[..path.find(['*', '?', '[']).unwrap_or(path.len())];
+                if lit.contains('/') && !self.tops.contains(top(lit)) {
+                    return out;
+                }
+                out.extend(
+                    self.by_path
+                        .range(lit.to_string()..)
+                        .take_while(|(o, _)| o.starts_with(lit))
+                        .filter(|(o, _)| glob_match(path, o))
+                        .map(|(_, (j, _))| *j),
+                );
+            }
+        }
+        out
+    }
+
+    /// The stage whose output an input is, or lies inside (the outermost such output, as
+    /// the sorted outputs list it first). Globs have none.
+    fn producer_of(&self, path: &str, kind: InputKind) -> Option<usize> {
+        if kind == InputKind::Glob || !self.tops.contains(top(path)) {
+            return None;
+        }
+        ancestors(path)
+            .find_map(|a| self.by_path.get(a))
+            .map(|(j, _)| *j)
+    }
 }
 
 /// `a`, `a/b`, `a/b/c` for `a/b/c`: the path and every directory above it, shortest first.
@@ -2248,21 +2328,6 @@ fn ancestors(path: &str) -> impl Iterator<Item = &str> {
     path.match_indices('/')
         .map(|(i, _)| &path[..i])
         .chain(std::iter::once(path))
-}
-
-fn producer_of(
-    path: &str,
-    kind: InputKind,
-    by_path: &BTreeMap<String, (usize, Span)>,
-) -> Option<usize> {
-    if kind == InputKind::Glob {
-        return None;
-    }
-    // The output equal to the input, or the output directory that contains it (the
-    // outermost one, as the sorted outputs list it first).
-    ancestors(path)
-        .find_map(|a| by_path.get(a))
-        .map(|(j, _)| *j)
 }
 
 /// A small glob matcher for `*`, `?`, `**` and `[...]` over `/`-separated paths.
@@ -2311,6 +2376,27 @@ pub fn glob_match(pattern: &str, path: &str) -> bool {
     m(pattern.as_bytes(), path.as_bytes())
 }
 
+/// A path that `${in}`, `${out}` or `${metrics}` may name.
+struct Word<'a> {
+    path: &'a str,
+    /// A glob input, left unquoted when it is made of safe characters.
+    glob: bool,
+    name: Option<&'a str>,
+}
+
+/// Append `s` shell-quoted (as `quote` and `quote_glob` do), without a copy when it needs
+/// no quoting.
+fn push_quoted(out: &mut String, s: &str, glob: bool) {
+    if glob {
+        out.push_str(&quote_glob(s));
+        return;
+    }
+    match shlex::try_quote(s) {
+        Ok(q) => out.push_str(&q),
+        Err(_) => out.push_str(&quote(s)),
+    }
+}
+
 /// Shell-quote one word (only when it needs it).
 pub fn quote(s: &str) -> String {
     match shlex::try_quote(s) {
@@ -2340,6 +2426,12 @@ mod tests {
     #[test]
     fn normalizes_paths() {
         assert_eq!(normalize("./a//b/"), "a/b");
+        assert_eq!(normalize("a/b.c/d"), "a/b.c/d");
+        assert_eq!(normalize("/a/b"), "/a/b");
+        assert_eq!(normalize("/"), "/");
+        assert_eq!(normalize(""), "");
+        assert_eq!(normalize("a/.."), "");
+        assert_eq!(normalize("../../a"), "../../a");
         assert_eq!(normalize("a/../b"), "b");
         assert_eq!(normalize("../x"), "../x");
         assert!(is_under("a/b/c", "a/b"));
@@ -2348,32 +2440,65 @@ mod tests {
 
     #[test]
     fn inputs_find_the_outputs_they_read() {
-        let by_path: BTreeMap<String, (usize, Span)> = [
-            ("data", 0),
-            ("data-x/a.csv", 1),
-            ("models/a.pkl", 2),
-            ("models/b/c.pkl", 3),
-            ("reports/r.json", 4),
-        ]
-        .into_iter()
-        .map(|(p, j)| (p.to_string(), (j, Span::default())))
-        .collect();
-        let mut c = covered("models", InputKind::Path, &by_path);
+        let outs = OutputIndex::new(
+            [
+                ("data", 0),
+                ("data-x/a.csv", 1),
+                ("models/a.pkl", 2),
+                ("models/b/c.pkl", 3),
+                ("reports/r.json", 4),
+            ]
+            .into_iter()
+            .map(|(p, j)| (p.to_string(), (j, Span::default())))
+            .collect(),
+        );
+        let mut c = outs.covered("models", InputKind::Path);
         c.sort();
         assert_eq!(c, [2, 3]); // a directory input reads what is inside it
-        assert_eq!(covered("data/raw/x.csv", InputKind::Path, &by_path), [0]);
-        assert_eq!(covered("data", InputKind::Path, &by_path), [0]); // not `data-x/`
-        assert_eq!(covered("models/*.pkl", InputKind::Glob, &by_path), [2]);
-        assert_eq!(covered("**/*.json", InputKind::Glob, &by_path), [4]);
-        assert_eq!(
-            producer_of("data/raw/x.csv", InputKind::Path, &by_path),
-            Some(0)
-        );
-        assert_eq!(producer_of("models", InputKind::Path, &by_path), None);
-        assert_eq!(
-            producer_of("models/b/c.pkl", InputKind::Path, &by_path),
-            Some(3)
-        );
+        assert_eq!(outs.covered("data/raw/x.csv", InputKind::Path), [0]);
+        assert_eq!(outs.covered("data", InputKind::Path), [0]); // not `data-x/`
+        assert_eq!(outs.covered("models/*.pkl", InputKind::Glob), [2]);
+        assert_eq!(outs.covered("**/*.json", InputKind::Glob), [4]);
+        assert_eq!(outs.producer_of("data/raw/x.csv", InputKind::Path), Some(0));
+        assert_eq!(outs.producer_of("models", InputKind::Path), None);
+        assert_eq!(outs.producer_of("models/b/c.pkl", InputKind::Path), Some(3));
+        assert_eq!(outs.producer_of("src/x.py", InputKind::Path), None);
+        assert!(outs.covered("src", InputKind::Path).is_empty());
+        assert!(outs.covered("src/*.py", InputKind::Glob).is_empty());
+        assert_eq!(outs.covered("mod*/a.pkl", InputKind::Glob), [2]);
+    }
+
+    #[test]
+    fn segment_lookup_is_key_lookup() {
+        use ast::Segment::{Field, Index};
+        let params = crate::params::parse(
+            "p.json",
+            r#"{"a": {"b": [10, {"c": 1}], "0": "zero"}, "l": [[1, 2]], "": 5}"#,
+            0,
+        )
+        .unwrap();
+        let cases: Vec<Vec<ast::Segment>> = vec![
+            vec![],
+            vec![Field("a".into())],
+            vec![
+                Field("a".into()),
+                Field("b".into()),
+                Index(1),
+                Field("c".into()),
+            ],
+            vec![Field("a".into()), Index(0)],
+            vec![Field("l".into()), Index(0), Index(1)],
+            vec![Field("l".into()), Field("x".into())],
+            vec![Field("nope".into())],
+            vec![Index(3)],
+        ];
+        for segs in cases {
+            assert_eq!(
+                lookup_segs(&params, &segs),
+                Value::lookup(&params, &key_of(&segs)),
+                "{segs:?}"
+            );
+        }
     }
 
     #[test]
