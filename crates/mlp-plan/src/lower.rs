@@ -502,7 +502,7 @@ impl Lowerer {
         // 6. Each stage.
         let out_index = OutputIndex::new(by_path);
         let stage_names: Vec<String> = raw.iter().map(|r| r.name.clone()).collect();
-        let mut stages: Vec<Stage> = Vec::new();
+        let mut stages: Vec<Stage> = Vec::with_capacity(raw.len());
         for (i, r) in raw.iter().enumerate() {
             let s = self.stage(
                 i,
@@ -1603,7 +1603,11 @@ impl Lowerer {
                                 "`${{{}}}` is out of range: the stage has {} {}",
                                 path.node,
                                 all.len(),
-                                plural
+                                if all.len() == 1 {
+                                    plural.strip_suffix('s').unwrap_or(plural)
+                                } else {
+                                    plural
+                                }
                             ),
                         )
                         .at(f, path.span, "no such item")

@@ -10,13 +10,15 @@
 
 use crate::ast::*;
 
-/// The items of `src`, or `None` to let the pest parser decide.
-pub(crate) fn parse(src: &str) -> Option<Vec<Item>> {
+/// The items and comments of `src`, or `None` to let the pest parser decide.
+pub(crate) fn parse(src: &str) -> Option<File> {
     let mut p = P {
         s: src,
         b: src.as_bytes(),
         i: 0,
         depth: 0,
+        comments: Vec::new(),
+        in_interp: false,
     };
     let mut items = Vec::new();
     p.skip();
@@ -24,7 +26,10 @@ pub(crate) fn parse(src: &str) -> Option<Vec<Item>> {
         items.push(p.top_item()?);
         p.skip();
     }
-    Some(items)
+    Some(File {
+        items,
+        comments: p.comments,
+    })
 }
 
 /// Nesting deeper than this (lists, `for` loops, parentheses) is left to pest.
@@ -35,6 +40,11 @@ struct P<'a> {
     b: &'a [u8],
     i: usize,
     depth: u32,
+    /// The comments skipped so far, in order: what `comments::collect` finds in a file
+    /// that parses.
+    comments: Vec<Comment>,
+    /// Inside `${ ... }`, where a `#` is part of the string for `comments::collect`.
+    in_interp: bool,
 }
 
 fn is_ident_char(c: u8) -> bool {
@@ -72,9 +82,22 @@ impl<'a> P<'a> {
             match c {
                 b' ' | b'\t' | b'\r' | b'\n' => self.i += 1,
                 b'#' => {
-                    self.i = self.s[self.i..]
+                    let start = self.i;
+                    self.i = self.s[start..]
                         .find('\n')
-                        .map_or(self.b.len(), |n| self.i + n)
+                        .map_or(self.b.len(), |n| start + n);
+                    // A skip that was rolled back meets the same comment again.
+                    if !self.in_interp && self.comments.last().is_none_or(|c| c.span.start < start)
+                    {
+                        let line = self.s[..start].rfind('\n').map_or(0, |n| n + 1);
+                        self.comments.push(Comment {
+                            text: self.s[start + 1..self.i].trim_end().to_string(),
+                            span: Span::new(start, self.i),
+                            trailing: self.b[line..start]
+                                .iter()
+                                .any(|c| !matches!(c, b' ' | b'\t' | b'\r')),
+                        });
+                    }
                 }
                 _ => break,
             }
@@ -208,6 +231,7 @@ impl<'a> P<'a> {
                 }
             }
         }
+        out.shrink_to_fit();
         Some(out)
     }
 
@@ -279,6 +303,7 @@ impl<'a> P<'a> {
         loop {
             self.skip();
             if self.eat("}") {
+                items.shrink_to_fit(); // a big pipeline holds many stages: no spare room
                 return Some(Stage { name, items });
             }
             items.push(self.stage_item()?);
@@ -611,6 +636,23 @@ impl<'a> P<'a> {
     fn string(&mut self) -> Option<Str> {
         let start = self.i;
         self.expect("\"")?;
+        // Most strings hold neither escapes nor `${`: one slice.
+        let end = self.b[self.i..]
+            .iter()
+            .position(|&c| c == b'"' || c == b'\\' || c == b'$')
+            .map(|n| self.i + n)?;
+        if self.b[end] == b'"' {
+            let parts = if end > self.i {
+                vec![StrPart::Text(self.s[self.i..end].to_string())]
+            } else {
+                Vec::new()
+            };
+            self.i = end + 1;
+            return Some(Str {
+                parts,
+                span: Span::new(start, self.i),
+            });
+        }
         let mut parts: Vec<StrPart> = Vec::new();
         let mut text = String::new();
         loop {
@@ -653,11 +695,13 @@ impl<'a> P<'a> {
                         parts.push(StrPart::Text(std::mem::take(&mut text)));
                     }
                     self.i += 2;
+                    self.in_interp = true;
                     self.skip();
                     let at = self.i;
                     let path = self.path()?;
                     let span = Span::new(at, self.i);
                     self.skip();
+                    self.in_interp = false;
                     self.expect("}")?;
                     parts.push(StrPart::Interp(Spanned::new(path, span)));
                 }
@@ -677,6 +721,7 @@ impl<'a> P<'a> {
         if !text.is_empty() {
             parts.push(StrPart::Text(text));
         }
+        parts.shrink_to_fit();
         Some(Str {
             parts,
             span: Span::new(start, self.i),

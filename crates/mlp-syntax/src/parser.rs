@@ -18,11 +18,8 @@ struct MlpParser;
 /// A well-formed file is read by the hand-written parser in `fast.rs`; any other by the
 /// pest grammar, which also explains what is wrong. Both build the same tree.
 pub fn parse(src: &str) -> Result<File, Vec<SyntaxError>> {
-    if let Some(items) = crate::fast::parse(src) {
-        return Ok(File {
-            items,
-            comments: crate::comments::collect(src),
-        });
+    if let Some(file) = crate::fast::parse(src) {
+        return Ok(file);
     }
     parse_with_pest(src)
 }
@@ -31,10 +28,7 @@ pub fn parse(src: &str) -> Result<File, Vec<SyntaxError>> {
 /// and the fuzzer that check both parsers agree.
 #[doc(hidden)]
 pub fn parse_fast(src: &str) -> Option<File> {
-    crate::fast::parse(src).map(|items| File {
-        items,
-        comments: crate::comments::collect(src),
-    })
+    crate::fast::parse(src)
 }
 
 /// The pest parser alone (see `parse_fast`).
