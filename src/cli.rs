@@ -302,7 +302,7 @@ pub fn load(cli: &Cli, overrides: Vec<(String, String)>, json: bool) -> Result<P
 
 pub fn report(d: &Diagnostics, json: bool) {
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&d.to_json()).unwrap_or_default()
         );
@@ -323,7 +323,7 @@ fn check(cli: &Cli, json: bool, set: &[String]) -> u8 {
         Ok(plan) => {
             let p = &plan.pipeline;
             if json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::json!({"errors": [], "pipeline": p.name, "stages": p.stages.len()})
                 );
@@ -356,6 +356,6 @@ fn graph(cli: &Cli, format: GraphFormat) -> u8 {
             serde_json::to_string_pretty(&mlp_plan::graph::json(p)).unwrap_or_default()
         ),
     };
-    print!("{out}");
+    out!("{out}");
     code::OK
 }

@@ -51,6 +51,10 @@ fn engine_error(e: EngineError) -> u8 {
             eprintln!("{m}");
             code::USAGE
         }
+        EngineError::InProgress(m) => {
+            eprintln!("{m}");
+            code::BUSY
+        }
         other => fail(format!("mlp: {other}")),
     }
 }
@@ -69,11 +73,15 @@ pub fn run(cli: &Cli, a: &RunArgs<'_>) -> u8 {
         Err(m) => return fail(m),
     };
     let (ws, name) = workspace_of(&file);
+    if a.jobs == Some(0) {
+        eprintln!("mlp: `-j 0`: give at least one job slot");
+        return code::USAGE;
+    }
     // The no-op path: the snapshot alone proves every stage fresh; no parsing, no store.
     let plain = sets.is_empty() && a.targets.is_empty() && a.force.is_empty() && !a.dry_run;
     if plain && run::nothing_to_do(&ws, &name) {
         if a.json {
-            println!(
+            outln!(
                 "{}",
                 serde_json::json!({"event": "finish", "run": null, "ok": true, "nothing_to_do": true, "elapsed_ms": t0.elapsed().as_millis() as u64})
             );
@@ -131,7 +139,7 @@ pub fn status(cli: &Cli, json: bool) -> u8 {
         Err(e) => return engine_error(e),
     };
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&states).unwrap_or_default()
         );
@@ -143,7 +151,7 @@ pub fn status(cli: &Cli, json: bool) -> u8 {
             State::Stale { reason } | State::Failed { reason } => format!(": {reason}"),
             _ => String::new(),
         };
-        println!("{:width$}  {}{detail}", s.stage, s.state.label());
+        outln!("{:width$}  {}{detail}", s.stage, s.state.label());
     }
     let fresh = states.iter().filter(|s| s.state == State::Fresh).count();
     eprintln!("{fresh} of {} stages fresh", states.len());
@@ -162,40 +170,43 @@ pub fn explain(cli: &Cli, stage: &str, json: bool) -> u8 {
         Err(e) => return engine_error(e),
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&e).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&e).unwrap_or_default());
         return code::OK;
     }
     let k = &e.key;
-    println!("stage {}", e.stage);
-    println!("  identity  {}", e.identity);
-    println!("  format    {}", k.format);
-    println!("  command   {}", k.command);
+    outln!("stage {}", e.stage);
+    outln!("  identity  {}", e.identity);
+    outln!("  format    {}", k.format);
+    outln!("  command   {}", k.command);
     for (p, d) in &k.inputs {
-        println!("  input     {p}  {}", short(d));
+        outln!("  input     {p}  {}", short(d));
     }
     for (p, v) in &k.params {
-        println!("  param     {p} = {v}");
+        outln!("  param     {p} = {v}");
     }
     for (p, v) in &k.env {
-        println!("  env       {p} = {v:?}");
+        outln!("  env       {p} = {v:?}");
     }
     for o in &k.outputs {
-        println!("  output    {o}");
+        outln!("  output    {o}");
+    }
+    for (stage, id) in &k.after {
+        outln!("  after     {stage}  {}", short(id));
     }
     match &e.last_success {
-        None => println!("never succeeded: it runs on the next `mlp run`"),
+        None => outln!("never succeeded: it runs on the next `mlp run`"),
         Some(l) => {
-            println!(
+            outln!(
                 "last success: run {} (identity {})",
                 l.run.trim_start_matches('0'),
                 &l.identity[..16.min(l.identity.len())]
             );
             if e.changes.is_empty() {
-                println!("nothing changed since: up to date");
+                outln!("nothing changed since: up to date");
             } else {
-                println!("changed since:");
+                outln!("changed since:");
                 for c in &e.changes {
-                    println!("  - {c}");
+                    outln!("  - {c}");
                 }
             }
         }
@@ -223,7 +234,7 @@ pub fn gc(cli: &Cli, keep: usize, dry_run: bool, json: bool) -> u8 {
     match inspect::gc(&ws, keep, &HashSet::new(), dry_run) {
         Ok(r) => {
             if json {
-                println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+                outln!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
             } else {
                 eprintln!(
                     "{}{} object{} ({} MiB), {} run-cache record{}; {} object{} kept",
@@ -286,7 +297,7 @@ pub fn fmt(cli: &Cli, check: bool, files: &[PathBuf]) -> u8 {
         }
         unformatted += 1;
         if check {
-            println!("{}", f.display());
+            outln!("{}", f.display());
         } else if let Err(e) = write_atomic(f, &out) {
             errors += 1;
             eprintln!("mlp fmt: cannot write {}: {e}", f.display());
@@ -369,15 +380,19 @@ pub fn runs(cli: &Cli, json: bool, limit: usize) -> u8 {
         Err(e) => return engine_error(e),
     };
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&list).unwrap_or_default()
         );
         return code::OK;
     }
-    println!(
+    outln!(
         "{:>5}  {:20}  {:>8}  {:11}  {:10}  stages",
-        "run", "started", "took", "result", "commit"
+        "run",
+        "started",
+        "took",
+        "result",
+        "commit"
     );
     for r in &list {
         let result = if r.interrupted {
@@ -395,7 +410,7 @@ pub fn runs(cli: &Cli, json: bool, limit: usize) -> u8 {
             )
         });
         let counts: Vec<String> = r.counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
-        println!(
+        outln!(
             "{:>5}{} {:20}  {:>8}  {:11}  {:10}  {}",
             r.id,
             if r.baseline { "*" } else { " " },
@@ -424,7 +439,7 @@ pub fn show(cli: &Cli, name: &str, json: bool) -> u8 {
         Err(e) => return engine_error(e),
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&run).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&run).unwrap_or_default());
         return code::OK;
     }
     let id = history::short(run["id"].as_str().unwrap_or(""));
@@ -433,7 +448,7 @@ pub fn show(cli: &Cli, name: &str, json: bool) -> u8 {
         .as_u64()
         .unwrap_or(0)
         .saturating_sub(started);
-    println!(
+    outln!(
         "run {id}  {}  took {}  {}{}",
         when(started),
         run::human_ms(took),
@@ -445,7 +460,7 @@ pub fn show(cli: &Cli, name: &str, json: bool) -> u8 {
         }
     );
     if let Some(g) = run["git"].as_object() {
-        println!(
+        outln!(
             "git    {}{}",
             g["commit"].as_str().unwrap_or(""),
             if g["dirty"] == true { " (dirty)" } else { "" }
@@ -462,14 +477,22 @@ pub fn show(cli: &Cli, name: &str, json: bool) -> u8 {
                 )
             })
             .collect();
-        println!("set    {}", sets.join(" "));
+        outln!("set    {}", sets.join(" "));
     }
     let flat = history::flatten_run(&serde_json::json!({"params": run["params"]}));
     for (k, v) in &flat {
-        println!("param  {} = {v}", k.trim_start_matches("params."));
+        outln!("param  {} = {v}", k.trim_start_matches("params."));
     }
     if let Some(stages) = run["stages"].as_object() {
-        for (name, s) in stages {
+        // Pipeline order when the record has it.
+        let order: Vec<&str> = match run["order"].as_array() {
+            Some(o) => o.iter().filter_map(|v| v.as_str()).collect(),
+            None => stages.keys().map(String::as_str).collect(),
+        };
+        for (name, s) in order
+            .into_iter()
+            .filter_map(|n| stages.get(n).map(|s| (n, s)))
+        {
             let status = s["status"].as_str().unwrap_or("?");
             if status == "not_selected" {
                 continue;
@@ -493,19 +516,19 @@ pub fn show(cli: &Cli, name: &str, json: bool) -> u8 {
             if let Some(r) = s["reason"].as_str() {
                 line.push_str(&format!("  — {r}"));
             }
-            println!("{line}");
+            outln!("{line}");
             if let Some(m) = s["metrics"].as_object() {
                 let mut flat = std::collections::BTreeMap::new();
                 for (k, v) in m {
                     flat.extend(history::flatten_run(&serde_json::json!({"params": {k: v}})));
                 }
                 for (k, v) in flat {
-                    println!("         {} = {v}", k.trim_start_matches("params."));
+                    outln!("         {} = {v}", k.trim_start_matches("params."));
                 }
             }
             if let Some(notes) = s["notes"].as_array() {
                 for n in notes {
-                    println!("         note: {}", n.as_str().unwrap_or(""));
+                    outln!("         note: {}", n.as_str().unwrap_or(""));
                 }
             }
         }
@@ -523,17 +546,17 @@ pub fn diff(cli: &Cli, a: Option<&str>, b: Option<&str>, all: bool, json: bool) 
         Err(e) => return engine_error(e),
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&d).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&d).unwrap_or_default());
         return code::OK;
     }
     if d.rows.is_empty() {
-        println!("runs {} and {} have the same params and metrics", d.a, d.b);
+        outln!("runs {} and {} have the same params and metrics", d.a, d.b);
         return code::OK;
     }
     let w = d.rows.iter().map(|r| r.key.len()).max().unwrap_or(0);
     let show =
         |v: &Option<serde_json::Value>| v.as_ref().map_or("-".to_string(), |v| v.to_string());
-    println!(
+    outln!(
         "{:w$}  {:>12}  {:>12}  {:>10}",
         "",
         format!("run {}", d.a),
@@ -542,7 +565,7 @@ pub fn diff(cli: &Cli, a: Option<&str>, b: Option<&str>, all: bool, json: bool) 
     );
     for r in &d.rows {
         let delta = r.delta.map_or(String::new(), |x| format!("{x:+.4}"));
-        println!(
+        outln!(
             "{:w$}  {:>12}  {:>12}  {:>10}",
             r.key,
             show(&r.a),
@@ -607,7 +630,7 @@ impl mlp_watch::Ui for WatchUi {
     fn event(&self, e: &mlp_watch::WatchEvent) {
         use mlp_watch::WatchEvent as W;
         if self.json {
-            println!("{}", mlp_watch::event_json(e));
+            outln!("{}", mlp_watch::event_json(e));
             return;
         }
         match e {

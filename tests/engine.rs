@@ -664,3 +664,71 @@ fn sigkill_at_any_moment_leaves_a_consistent_workspace() {
         );
     }
 }
+
+#[test]
+fn a_missing_input_fails_the_stage_and_names_it() {
+    let ws = Ws::new(
+        r#"
+pipeline "m"
+stage s {
+  in "data/raw.csv"
+  out o = "o.txt"
+  run "cp data/raw.csv ${out.o}"
+}
+"#,
+    );
+    let r = ws.run(&[]);
+    assert_eq!(r.code, 1);
+    let reason = r.event("s")["reason"].as_str().unwrap().to_string();
+    assert!(reason.contains("`data/raw.csv` does not exist"), "{reason}");
+}
+
+#[test]
+fn an_output_the_command_stopped_writing_is_not_taken_from_the_last_run() {
+    let p = r#"
+pipeline "m"
+stage s {
+  in "v.txt"
+  out o = "o.txt"
+  run "[ $(cat v.txt) = 1 ] && cp v.txt ${out.o} || true"
+}
+"#;
+    let ws = Ws::new(p);
+    ws.write("v.txt", "1");
+    ws.run(&[]).assert_ok();
+    ws.write("v.txt", "2");
+    let r = ws.run(&[]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.event("s")["reason"]
+            .as_str()
+            .unwrap()
+            .contains("did not write its declared output `o.txt`")
+    );
+}
+
+#[test]
+fn listing_commands_stop_quietly_on_a_closed_pipe() {
+    let ws = chain();
+    for _ in 0..3 {
+        ws.write("other.txt", &format!("{:?}\n", Instant::now()));
+        ws.run(&[]).assert_ok();
+    }
+    for args in [
+        &["runs"][..],
+        &["explain", "d"],
+        &["status"],
+        &["show", "last"],
+    ] {
+        let mut child = ws
+            .cmd(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}

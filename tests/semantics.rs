@@ -246,12 +246,15 @@ stage index {
 "#,
     );
     ws.run(&[]).assert_ok();
+    let first = ws.read("index.txt");
     let r = ws.run(&[]);
     assert!(r.ran().is_empty(), "{:?}", r.statuses());
     std::thread::sleep(Duration::from_millis(2100));
     let r = ws.run(&[]);
     assert_eq!(r.ran(), names(&["index"]));
-    assert_eq!(ws.read("index.txt").lines().count(), 2);
+    // Rebuilt from scratch (old outputs are removed before a stage runs).
+    assert_ne!(ws.read("index.txt"), first);
+    assert_eq!(ws.read("index.txt").lines().count(), 1);
     let st = ws.mlp(&["status"]);
     assert!(String::from_utf8_lossy(&st.stdout).contains("fresh"));
 }
@@ -464,4 +467,99 @@ fn the_run_history_records_git_state_params_and_outcomes() {
     // Unknown runs get a clear error.
     let out = ws.mlp(&["show", "99"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("there is no run 99"));
+}
+
+#[test]
+fn a_failed_gate_is_remembered_and_a_changed_gate_judges_again_without_running() {
+    let p = r#"
+pipeline "g"
+stage evaluate {
+  in      "score.txt"
+  metrics eval = "eval.json"
+  run     "echo run >> runs.log; printf '{\"auc\": %s}' $(cat score.txt) > ${metrics.eval}"
+  gate    eval.auc >= 0.5
+}
+"#;
+    let ws = Ws::new(p);
+    ws.write("score.txt", "0.7");
+    ws.run(&[]).assert_ok();
+    // Tightening the gate judges the same outputs again: it fails, without rerunning.
+    ws.write("pipeline.mlp", &p.replace(">= 0.5", ">= 0.9"));
+    let r = ws.run(&[]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.ran().is_empty());
+    assert_eq!(
+        r.event("evaluate")["reason"],
+        "gate failed: eval.auc >= 0.9 (0.7 >= 0.9)"
+    );
+    // And it stays failed: not "nothing to do".
+    let r = ws.run(&[]);
+    assert_eq!(r.code, 3);
+    let st = json(&ws.mlp(&["status", "--json"]));
+    assert_eq!(st[0]["state"], "failed");
+    // Loosening it again passes, still without running the command.
+    ws.write("pipeline.mlp", &p.replace(">= 0.5", ">= 0.6"));
+    let r = ws.run(&[]);
+    r.assert_ok();
+    assert!(r.ran().is_empty());
+    assert_eq!(ws.read("runs.log"), "run\n");
+}
+
+#[test]
+fn gate_messages_show_the_values_actually_compared() {
+    let ws = Ws::new(
+        r#"
+pipeline "g"
+param floor = 0.9
+stage evaluate {
+  params  floor
+  metrics eval = "eval.json"
+  run     "echo '{\"auc\": 0.8}' > ${metrics.eval}"
+  gate    eval.auc >= params.floor - 0.05
+}
+"#,
+    );
+    let r = ws.run(&[]);
+    assert_eq!(r.code, 3);
+    let reason = r.event("evaluate")["reason"].as_str().unwrap().to_string();
+    assert!(
+        reason.starts_with("gate failed: eval.auc >= params.floor - 0.05 (0.8 >= 0.85"),
+        "{reason}"
+    );
+    assert!(reason.contains("params.floor = 0.9"), "{reason}");
+}
+
+#[test]
+fn a_fallback_result_serves_one_run_and_the_command_is_tried_again() {
+    let ws = Ws::new(
+        r#"
+pipeline "fb"
+stage provider {
+  out o = "answer.txt"
+  run "[ -e primary_up ] && echo primary > ${out.o} || { echo 'HTTP 503' >&2; exit 1; }"
+  retry 1
+  fallback "echo local > ${out.o}"
+}
+stage use {
+  in provider.o
+  out o = "used.txt"
+  run "cp ${in[0]} ${out.o}"
+}
+"#,
+    );
+    let r = ws.run(&[]);
+    r.assert_ok();
+    assert_eq!(ws.read("used.txt"), "local\n");
+    // The log keeps every attempt, then the fallback's output.
+    let log = std::fs::read_to_string(ws.path().join(r.event("provider")["log"].as_str().unwrap()))
+        .unwrap();
+    assert_eq!(log.matches("HTTP 503").count(), 2, "{log}");
+    assert!(log.contains("fallback"), "{log}");
+    // The primary is back: the next run tries it (not "nothing to do").
+    ws.write("primary_up", "");
+    let r = ws.run(&[]);
+    r.assert_ok();
+    assert_eq!(r.ran(), names(&["provider", "use"]));
+    assert_eq!(ws.read("used.txt"), "primary\n");
+    assert!(ws.run(&[]).nothing_to_do());
 }

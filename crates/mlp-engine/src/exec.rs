@@ -58,6 +58,9 @@ pub struct Job {
     pub timeout: Option<Duration>,
     /// When set, every output line is also streamed live to our stderr.
     pub echo: Option<Echo>,
+    /// Append to the log instead of truncating it (a retry, a fallback: the earlier
+    /// attempts' output stays).
+    pub append_log: bool,
 }
 
 /// Live echo of a job's output to our stderr.
@@ -324,7 +327,7 @@ pub fn run(job: &Job, id: u64, table: &ProcessTable) -> io::Result<Finished> {
     if table.is_cancelled() {
         return Ok(Finished::not_run(Exit::Cancelled));
     }
-    let log = open_log(&job.log)?;
+    let log = open_log(&job.log, job.append_log)?;
 
     let mut cmd = Command::new("sh");
     cmd.arg("-c")
@@ -423,13 +426,20 @@ pub fn run(job: &Job, id: u64, table: &ProcessTable) -> io::Result<Finished> {
     })
 }
 
-fn open_log(path: &std::path::Path) -> io::Result<File> {
+fn open_log(path: &std::path::Path, append: bool) -> io::Result<File> {
     if let Some(parent) = path.parent()
         && !parent.as_os_str().is_empty()
     {
         std::fs::create_dir_all(parent)?;
     }
-    File::create(path)
+    if append {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+    } else {
+        File::create(path)
+    }
 }
 
 fn exit_of(status: libc::c_int) -> Exit {
@@ -597,6 +607,7 @@ mod tests {
             log: dir.join("logs/nested/stage.log"),
             timeout: None,
             echo: None,
+            append_log: false,
         }
     }
 

@@ -24,7 +24,7 @@ pub fn open(ws: &Workspace) -> Result<SledStore, EngineError> {
         ));
     }
     if let Some(holder) = lock::holder(&ws.dir) {
-        return Err(EngineError::Usage(format!(
+        return Err(EngineError::InProgress(format!(
             "mlp: a run is in progress in this workspace ({holder}); try again when it has finished"
         )));
     }

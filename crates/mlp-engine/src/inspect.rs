@@ -54,7 +54,7 @@ fn store_for_reading(ws: &Workspace) -> Result<Option<SledStore>, EngineError> {
         return Ok(None);
     }
     if let Some(holder) = lock::holder(&ws.dir) {
-        return Err(EngineError::Usage(format!(
+        return Err(EngineError::InProgress(format!(
             "mlp: a run is in progress in this workspace ({holder}); try again when it has finished"
         )));
     }
@@ -79,11 +79,20 @@ pub fn status(
             && snap
                 .as_ref()
                 .and_then(|o| o.stage(&s.name))
-                .is_some_and(|o| o.shape == shape(s))
+                .is_some_and(|o| o.shape == shape(s) && !o.skipped)
     };
-    let mut states: Vec<Option<State>> = (0..p.stages.len())
-        .map(|i| snap_fresh(i).then_some(State::Fresh))
-        .collect();
+    // Fresh by the snapshot only when everything upstream is too (in order).
+    let mut states: Vec<Option<State>> = vec![None; p.stages.len()];
+    for &i in &p.order {
+        if snap_fresh(i)
+            && p.stages[i]
+                .deps
+                .iter()
+                .all(|d| states[d.stage] == Some(State::Fresh))
+        {
+            states[i] = Some(State::Fresh);
+        }
+    }
     if states.iter().any(Option::is_none) {
         let store = store_for_reading(ws)?;
         let stats = match &store {
@@ -133,6 +142,13 @@ fn stage_state(
     let Some(ok) = last_ok else {
         return Ok(State::NeverRun);
     };
+    if let Some(l) = &last
+        && l.fallback_used
+    {
+        return Ok(State::Stale {
+            reason: "its last run used the fallback: the command is tried again".into(),
+        });
+    }
     if let Some(d) = s.deps.iter().find(|d| {
         matches!(
             done[d.stage],
@@ -306,6 +322,34 @@ pub fn gc(
         .map(|(id, _)| id.clone())
         .collect();
     kept_runs.extend(keep.iter().cloned());
+    // The baseline is always kept: gates compare with it and `mlp checkout baseline`
+    // must work.
+    if let Some(b) = store.meta(crate::run::BASELINE)? {
+        kept_runs.insert(b);
+    }
+    // A kept run needs every output it lists (also those of stages that were fresh in
+    // it), and the records of those identities.
+    let mut kept_ids: HashSet<String> = HashSet::new();
+    let mut kept_outputs: Vec<crate::store::OutputRecord> = Vec::new();
+    for (id, run) in &runs {
+        if !kept_runs.contains(id) {
+            continue;
+        }
+        for s in run["stages"]
+            .as_object()
+            .into_iter()
+            .flat_map(|m| m.values())
+        {
+            if let Some(i) = s["identity"].as_str() {
+                kept_ids.insert(i.to_string());
+            }
+            if let Ok(outs) =
+                serde_json::from_value::<Vec<crate::store::OutputRecord>>(s["outputs"].clone())
+            {
+                kept_outputs.extend(outs);
+            }
+        }
+    }
     let records = store.all_cached()?;
     let mut last_ok: HashMap<String, String> = HashMap::new();
     for r in &records {
@@ -316,7 +360,9 @@ pub fn gc(
     let mut report = GcReport::default();
     let mut live: HashSet<Digest> = HashSet::new();
     for r in &records {
-        let keep_it = kept_runs.contains(&r.run_id) || last_ok.get(&r.stage) == Some(&r.identity);
+        let keep_it = kept_runs.contains(&r.run_id)
+            || kept_ids.contains(&r.identity)
+            || last_ok.get(&r.stage) == Some(&r.identity);
         if !keep_it {
             report.records_dropped += 1;
             if !dry_run {
@@ -343,6 +389,16 @@ pub fn gc(
                 if let Some(d) = parse_hex(&o.digest) {
                     live.insert(d);
                 }
+            }
+        }
+    }
+    for o in &kept_outputs {
+        if let Some(d) = parse_hex(&o.digest) {
+            live.insert(d);
+            if o.is_dir
+                && let Ok(Some(entries)) = cache.manifest(&d)
+            {
+                live.extend(entries.iter().map(|e| e.digest));
             }
         }
     }

@@ -58,11 +58,36 @@ pub struct RunControl {
     /// Set by Ctrl-C (the handler also cancels every process).
     pub interrupted: Arc<AtomicBool>,
     running: Mutex<HashMap<String, u64>>,
+    /// Keep the store open between runs (`mlp watch`): sled does not give back all it
+    /// allocates when a database is closed, and reopening races its flusher for the lock.
+    keep_store: bool,
+    store: Mutex<Option<Arc<SledStore>>>,
 }
 
 impl RunControl {
     /// A control with the process's Ctrl-C handler (installed once per process).
     pub fn new() -> Arc<RunControl> {
+        Self::make(false)
+    }
+
+    /// A control for many runs in one process: the store stays open between them.
+    pub fn long_lived() -> Arc<RunControl> {
+        Self::make(true)
+    }
+
+    fn store(&self, ws: &Workspace) -> Result<Arc<SledStore>, StoreError> {
+        let mut slot = self.store.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = slot.as_ref() {
+            return Ok(Arc::clone(s));
+        }
+        let s = Arc::new(ws.open_store()?);
+        if self.keep_store {
+            *slot = Some(Arc::clone(&s));
+        }
+        Ok(s)
+    }
+
+    fn make(keep_store: bool) -> Arc<RunControl> {
         let table = ProcessTable::new();
         let interrupted = exec::install_interrupt_handler(&table)
             .unwrap_or_else(|_| Arc::new(AtomicBool::new(false)));
@@ -70,6 +95,8 @@ impl RunControl {
             table,
             interrupted,
             running: Mutex::new(HashMap::new()),
+            keep_store,
+            store: Mutex::new(None),
         })
     }
 
@@ -223,6 +250,9 @@ pub enum EngineError {
     Io(#[from] io::Error),
     #[error("{0}")]
     Usage(String),
+    /// A run holds the workspace; the message names it.
+    #[error("{0}")]
+    InProgress(String),
 }
 
 /// The fast no-op: when the snapshot says every stage is up to date and nothing it lists
@@ -350,7 +380,8 @@ pub fn shape(stage: &Stage) -> Digest {
         "params": stage.params.iter().map(|(k, v)| (k, v.to_json())).collect::<Vec<_>>(),
         "env": stage.env,
         "outputs": stage.outputs.iter().map(|o| &o.path).collect::<Vec<_>>(),
-        "every": stage.every_ms,
+                "every": stage.every_ms,
+        "checks": checks_digest(stage),
         "always": stage.always,
     });
     h.update(v.to_string().as_bytes());
@@ -499,11 +530,12 @@ pub fn run(
         .filter(|s| s.pipeline_file == opts.pipeline_file && s.overrides == opts.overrides);
     let check = old_snap.as_ref().map(|s| s.check(&ws.root, now_ms()));
 
-    let store = ws.open_store()?;
-    let run_id = next_run_id(&store)?;
+    let control = opts.control.clone().unwrap_or_else(RunControl::new);
+    let store = control.store(ws)?;
+    let store: &SledStore = &store;
+    let run_id = next_run_id(store)?;
     let stat_cache = Arc::new(StatCache::new(store.stat_entries()?));
     let cache = ObjectCache::open(&ws.cache_path())?.with_workspace(&ws.root);
-    let control = opts.control.clone().unwrap_or_else(RunControl::new);
     let interrupted = Arc::clone(&control.interrupted);
     let started = Instant::now();
     let started_ms = now_ms();
@@ -524,7 +556,7 @@ pub fn run(
         ws,
         p: pipeline,
         opts,
-        store: &store,
+        store,
         cache: &cache,
         stat_cache: &stat_cache,
         run_id: run_id.clone(),
@@ -543,7 +575,7 @@ pub fn run(
         reporter,
         records: vec![None; pipeline.stages.len()],
         notes: vec![Vec::new(); pipeline.stages.len()],
-        baseline: baseline(&store)?,
+        baseline: baseline(store)?,
         promote: false,
     };
     c.schedule(jobs, total, &control, &interrupted)?;
@@ -640,9 +672,8 @@ fn human_bytes(b: u64) -> String {
 /// zero-padded so that they sort.
 fn next_run_id(store: &SledStore) -> Result<String, StoreError> {
     let last = store
-        .runs()?
-        .last()
-        .and_then(|(k, _)| k.trim_start_matches('0').parse::<u64>().ok())
+        .last_run_id()?
+        .and_then(|k| k.trim_start_matches('0').parse::<u64>().ok())
         .unwrap_or(0);
     Ok(format!("{:08}", last + 1))
 }
@@ -1065,14 +1096,50 @@ impl Coordinator<'_> {
             && s.every_ms
                 .zip(last.as_ref())
                 .is_some_and(|(every, l)| now_ms() >= l.ended_ms.saturating_add(every));
+        // An input that is not there and that no stage makes: a typo, or data not
+        // fetched. Say so instead of hashing "missing" into the identity.
+        for inp in &s.inputs {
+            if inp.kind == InputKind::Path
+                && inp.producer.is_none()
+                && key.inputs.get(&inp.path).is_some_and(|c| c == "missing")
+            {
+                return Err(format!(
+                    "input `{}` does not exist, and no stage declares it as an output",
+                    inp.path
+                ));
+            }
+        }
         // A failure handler runs whenever it is triggered.
         let always = s.always || self.is_handler(i);
+        // The latest verdict on this identity was a failed check or gate: judge again.
+        let judged_failed = self
+            .store
+            .last(&s.name)
+            .map_err(|e| e.to_string())?
+            .is_some_and(|l| {
+                l.identity == id_hex && matches!(l.outcome, Outcome::CheckFailed { .. })
+            });
+        let checks = checks_digest(s);
         if !self.force[i] && !always && !expired {
             if let Some(last) = &last
                 && (last.identity == id_hex || frozen_ok)
             {
                 // Up to date if the outputs are still what it made.
                 let (intact, out_entries) = self.outputs_intact(s, last)?;
+                if intact && (judged_failed || last.checks != checks) && !s.checks.is_empty() {
+                    // Its checks or gates changed (or failed last time): judge its
+                    // outputs again without running it.
+                    entries.extend(out_entries);
+                    let mut record = self.restored_record(s, last);
+                    record.key = key.to_json();
+                    return Ok(Decision::Restored {
+                        record,
+                        watch: Watch {
+                            entries: with_digests(entries, &key),
+                            identity: id,
+                        },
+                    });
+                }
                 if intact {
                     entries.extend(out_entries);
                     return Ok(Decision::Fresh {
@@ -1209,6 +1276,7 @@ impl Coordinator<'_> {
             attempts: 0,
             cpu_ms: 0,
             max_rss_kb: 0,
+            checks: checks_digest(s),
             ..from.clone()
         }
     }
@@ -1233,6 +1301,7 @@ impl Coordinator<'_> {
                 echo: self.opts.verbose.then(|| exec::Echo {
                     prefix: s.name.clone(),
                 }),
+                append_log: false,
             },
             retry: s.retry,
             fallback: s.fallback.clone(),
@@ -1368,10 +1437,13 @@ impl Coordinator<'_> {
             max_rss_kb: rss,
             metrics,
             fallback_used: done.used_fallback,
+            checks: checks_digest(s),
         };
         self.store.put_record(&record)?;
         self.records[i] = Some(record);
-        if status.ok() {
+        // A fallback's outputs serve this run only: no snapshot entry, so the next run
+        // tries the command again.
+        if status.ok() && !done.used_fallback {
             for (_, e) in outputs {
                 watch.entries.extend(e);
             }
@@ -1455,7 +1527,8 @@ impl Coordinator<'_> {
             "targets": self.opts.targets,
             "params": mlp_plan::Value::Map(self.p.params.clone()).to_json(),
             "overrides": self.opts.overrides,
-            "promoted": self.promote && ok,
+                        "promoted": self.promote && ok,
+            "order": self.p.order.iter().map(|&i| self.p.stages[i].name.clone()).collect::<Vec<_>>(),
             "stages": stages,
         }))
     }
@@ -1545,10 +1618,10 @@ impl Coordinator<'_> {
         if self.status[i].is_some() {
             return;
         }
-        if !matches!(
-            st,
-            Status::Ran { .. } | Status::Failed { .. } | Status::Interrupted
-        ) {
+        // What a worker finished (or a restore judged) was reported where it ended.
+        let reported = matches!(st, Status::Ran { .. } | Status::Interrupted)
+            || (matches!(st, Status::Failed { .. }) && self.records[i].is_some());
+        if !reported {
             // Finished without a worker: report it too.
             self.reporter.event(&Event::StageFinished {
                 stage: self.p.stages[i].name.clone(),
@@ -1834,20 +1907,32 @@ fn worker(
         control.started(&task.name, job_id);
         let mut attempts = 0;
         let mut used_fallback = false;
-        let mut finished = loop {
-            attempts += 1;
-            let r = exec::run(&task.job, job_id, table);
-            let retry = matches!(&r, Ok(f) if !f.success() && !matches!(f.exit, Exit::Cancelled))
-                && attempts <= task.retry;
-            if !retry {
-                break r;
-            }
-            // Exponential backoff: 0.5 s, 1 s, 2 s ... capped at 30 s.
-            let wait = Duration::from_millis((500u64 << (attempts - 1).min(6)).min(30_000));
-            std::thread::sleep(wait);
-            if table.is_cancelled() {
-                break r;
-            }
+        let mut finished = match clear_outputs(root, &task.outputs) {
+            Err(e) => Err(io::Error::other(e)),
+            Ok(()) => loop {
+                attempts += 1;
+                let mut job = task.job.clone();
+                if attempts > 1 {
+                    // Keep what the earlier attempts printed.
+                    note_in_log(
+                        &job.log,
+                        &format!("attempt {attempts} of {}", task.retry + 1),
+                    );
+                    job.append_log = true;
+                }
+                let r = exec::run(&job, job_id, table);
+                let retry = matches!(&r, Ok(f) if !f.success() && !matches!(f.exit, Exit::Cancelled))
+                    && attempts <= task.retry;
+                if !retry {
+                    break r;
+                }
+                // Exponential backoff: 0.5 s, 1 s, 2 s ... capped at 30 s.
+                let wait = Duration::from_millis((500u64 << (attempts - 1).min(6)).min(30_000));
+                std::thread::sleep(wait);
+                if table.is_cancelled() {
+                    break r;
+                }
+            },
         };
         if let (Ok(f), Some(fb)) = (&finished, &task.fallback)
             && !f.success()
@@ -1855,6 +1940,8 @@ fn worker(
         {
             let mut job = task.job.clone();
             job.command = fb.clone();
+            job.append_log = true;
+            note_in_log(&job.log, "the command failed: running the fallback");
             finished = exec::run(&job, job_id, table);
             used_fallback = true;
         }
@@ -1880,6 +1967,54 @@ fn worker(
             return;
         }
     }
+}
+
+/// What a stage's checks and gates say, as written: a record judged under other checks is
+/// judged again. Empty for a stage without any.
+fn checks_digest(s: &Stage) -> String {
+    if s.checks.is_empty() {
+        return String::new();
+    }
+    let mut h = blake3::Hasher::new();
+    for a in &s.checks {
+        h.update(
+            format!(
+                "{:?}\0{}\0{}\n",
+                a.kind,
+                a.text,
+                a.message.as_deref().unwrap_or("")
+            )
+            .as_bytes(),
+        );
+    }
+    h.finalize().to_hex().to_string()
+}
+
+/// A line of mlp's own in a stage's log, between attempts.
+fn note_in_log(log: &Path, what: &str) {
+    use std::io::Write;
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+    {
+        let _ = writeln!(f, "── mlp: {what} ──");
+    }
+}
+
+/// Remove a stage's declared outputs before its command runs, so that an output the
+/// command no longer writes cannot pass for a new one (the old bytes are in the cache).
+fn clear_outputs(root: &Path, outputs: &[String]) -> Result<(), String> {
+    for o in outputs {
+        let p = root.join(o);
+        let r = match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.is_dir() => std::fs::remove_dir_all(&p),
+            Ok(_) => std::fs::remove_file(&p),
+            Err(_) => Ok(()),
+        };
+        r.map_err(|e| format!("cannot remove the old output `{o}` before running: {e}"))?;
+    }
+    Ok(())
 }
 
 /// Every metrics file of a stage, parsed: `{name: content}`.

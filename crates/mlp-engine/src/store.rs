@@ -101,9 +101,13 @@ pub struct StageRecord {
     /// Metrics files read after success: `{name: parsed content}`.
     #[serde(default)]
     pub metrics: serde_json::Value,
-    /// The `fallback` command produced the outputs.
+    /// The `fallback` command produced the outputs: a degraded result, not recorded as
+    /// the stage's success (the next run tries the command again).
     #[serde(default)]
     pub fallback_used: bool,
+    /// Digest of the checks and gates the record was judged under (empty: none).
+    #[serde(default)]
+    pub checks: String,
 }
 
 /// One stat-cache entry: a file's stat fingerprint and its content digest.
@@ -208,6 +212,8 @@ pub trait Store: Send + Sync {
     fn run(&self, id: &str) -> Result<Option<serde_json::Value>, StoreError>;
     /// The whole run history, oldest first.
     fn runs(&self) -> Result<Vec<(String, serde_json::Value)>, StoreError>;
+    /// The id of the latest run, without reading the history.
+    fn last_run_id(&self) -> Result<Option<String>, StoreError>;
     /// Every run-cache record (for gc).
     fn all_cached(&self) -> Result<Vec<StageRecord>, StoreError>;
     /// Removes a run-cache entry.
@@ -274,16 +280,22 @@ impl SledStore {
     /// if it was written by an unknown schema version.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let path = dir.to_path_buf();
-        let db = sled::Config::new().path(dir).open().map_err(|e| {
-            if is_lock_error(&e) {
-                StoreError::Locked { path: path.clone() }
-            } else {
-                StoreError::Sled {
-                    path: path.clone(),
-                    source: e,
+        let db = sled::Config::new()
+            .path(dir)
+            // Records are small and read once per run: a small page cache bounds memory
+            // in long-lived processes (`mlp watch`).
+            .cache_capacity(16 * 1024 * 1024)
+            .open()
+            .map_err(|e| {
+                if is_lock_error(&e) {
+                    StoreError::Locked { path: path.clone() }
+                } else {
+                    StoreError::Sled {
+                        path: path.clone(),
+                        source: e,
+                    }
                 }
-            }
-        })?;
+            })?;
         let sled_err = |source| StoreError::Sled {
             path: path.clone(),
             source,
@@ -394,8 +406,8 @@ impl Store for SledStore {
 
     fn put_record(&self, rec: &StageRecord) -> Result<(), StoreError> {
         let bytes = encode_json("stage record", rec)?;
-        let ok = rec.outcome == Outcome::Succeeded;
-        let keep = cacheable(&rec.outcome);
+        let ok = rec.outcome == Outcome::Succeeded && !rec.fallback_used;
+        let keep = cacheable(&rec.outcome) && !rec.fallback_used;
         let res: sled::transaction::TransactionResult<(), ()> =
             (&self.last, &self.last_ok, &self.cache).transaction(|(last, last_ok, cache)| {
                 last.insert(rec.stage.as_bytes(), bytes.as_slice())?;
@@ -468,6 +480,11 @@ impl Store for SledStore {
             Some(v) => Ok(Some(self.decode_json(&format!("run {id:?}"), &v)?)),
             None => Ok(None),
         }
+    }
+
+    fn last_run_id(&self) -> Result<Option<String>, StoreError> {
+        let last = self.runs.last().map_err(|e| self.sled_err(e))?;
+        Ok(last.map(|(k, _)| String::from_utf8_lossy(&k).into_owned()))
     }
 
     fn runs(&self) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
@@ -568,10 +585,10 @@ impl Store for MemStore {
     fn put_record(&self, rec: &StageRecord) -> Result<(), StoreError> {
         let mut g = self.lock();
         g.last.insert(rec.stage.clone(), rec.clone());
-        if rec.outcome == Outcome::Succeeded {
+        if rec.outcome == Outcome::Succeeded && !rec.fallback_used {
             g.last_ok.insert(rec.stage.clone(), rec.clone());
         }
-        if cacheable(&rec.outcome) {
+        if cacheable(&rec.outcome) && !rec.fallback_used {
             g.cache.insert(rec.identity.clone(), rec.clone());
         }
         Ok(())
@@ -609,6 +626,10 @@ impl Store for MemStore {
 
     fn run(&self, id: &str) -> Result<Option<serde_json::Value>, StoreError> {
         Ok(self.lock().runs.get(id).cloned())
+    }
+
+    fn last_run_id(&self) -> Result<Option<String>, StoreError> {
+        Ok(self.lock().runs.keys().next_back().cloned())
     }
 
     fn runs(&self) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
@@ -667,6 +688,8 @@ mod tests {
             cpu_ms: 900,
             max_rss_kb: 1024,
             metrics: serde_json::Value::Null,
+            fallback_used: false,
+            checks: String::new(),
         }
     }
 
@@ -711,18 +734,33 @@ mod tests {
         assert_eq!(store.last("train").unwrap(), Some(failed.clone()));
         assert_eq!(store.last_success("train").unwrap(), Some(ok1.clone()));
         assert_eq!(store.cached("id2").unwrap(), None);
-        for outcome in [
-            Outcome::TimedOut,
-            Outcome::Interrupted,
-            Outcome::CheckFailed {
-                message: "missing output".into(),
-            },
-        ] {
+        for outcome in [Outcome::TimedOut, Outcome::Interrupted] {
             let r = rec("train", "id3", outcome, "r3");
             store.put_record(&r).unwrap();
             assert_eq!(store.last("train").unwrap(), Some(r));
             assert_eq!(store.cached("id3").unwrap(), None);
         }
+        // A failed check or gate judged good outputs: they stay in the run-cache (to be
+        // judged again), but it is not a success.
+        let judged = rec(
+            "train",
+            "id3b",
+            Outcome::CheckFailed {
+                message: "gate failed".into(),
+            },
+            "r3",
+        );
+        store.put_record(&judged).unwrap();
+        assert_eq!(store.last("train").unwrap(), Some(judged.clone()));
+        assert_eq!(store.cached("id3b").unwrap(), Some(judged.clone()));
+        assert_eq!(store.last_success("train").unwrap(), Some(ok1.clone()));
+        // Outputs a fallback made are not the stage's success.
+        let mut fb = rec("train", "id3c", Outcome::Succeeded, "r3");
+        fb.fallback_used = true;
+        store.put_record(&fb).unwrap();
+        assert_eq!(store.last("train").unwrap(), Some(fb.clone()));
+        assert_eq!(store.cached("id3c").unwrap(), None);
+        assert_eq!(store.last_success("train").unwrap(), Some(ok1.clone()));
 
         // A later success of another identity replaces last_success; both
         // identities stay in the run cache.
@@ -744,14 +782,14 @@ mod tests {
             .map(|r| r.identity)
             .collect();
         all.sort();
-        assert_eq!(all, ["id1", "id4", "id5"]);
+        assert_eq!(all, ["id1", "id3b", "id4", "id5"]);
 
         // Removing a run-cache entry leaves last/last_success alone.
         store.remove_cached("id4").unwrap();
         store.remove_cached("does-not-exist").unwrap();
         assert_eq!(store.cached("id4").unwrap(), None);
         assert_eq!(store.last_success("train").unwrap(), Some(ok2));
-        assert_eq!(store.all_cached().unwrap().len(), 2);
+        assert_eq!(store.all_cached().unwrap().len(), 3);
 
         // Stats: batch put, overwrite, remove.
         store

@@ -225,7 +225,14 @@ impl Cond {
                 let l = lhs.eval(ctx, names, seen);
                 let r = rhs.eval(ctx, names, seen);
                 match (l, r) {
-                    (Ok(l), Ok(r)) => binary(*op, &l, &r)?,
+                    (Ok(l), Ok(r)) => {
+                        let v = binary(*op, &l, &r)?;
+                        if op.is_comparison() {
+                            // The values actually compared, for the message.
+                            seen.push((OPERANDS.to_string(), Value::List(vec![l, r])));
+                        }
+                        v
+                    }
                     (Err(e @ (EvalError::Missing(_) | EvalError::Type(_))), _)
                     | (_, Err(e @ (EvalError::Missing(_) | EvalError::Type(_)))) => return Err(e),
                     // No baseline yet (no promoted run, or a metric it did not have): a
@@ -336,14 +343,23 @@ fn binary(op: BinOp, l: &Value, r: &Value) -> Result<Value, EvalError> {
     })
 }
 
+/// "a string", "an int", "any value".
+pub fn article(t: &str) -> String {
+    match t {
+        "any" => "any value".to_string(),
+        t if t.starts_with(['a', 'e', 'i', 'o', 'u']) => format!("an {t}"),
+        t => format!("a {t}"),
+    }
+}
+
 /// The static type of a binary operation, or a message saying why it is wrong.
 pub fn binary_type(op: BinOp, l: Ty, r: Ty) -> Result<Ty, String> {
     let bad = || {
         format!(
-            "`{}` cannot combine a {} and a {}",
+            "`{}` cannot combine {} and {}",
             op.symbol(),
-            l.name(),
-            r.name()
+            article(l.name()),
+            article(r.name())
         )
     };
     match op {
@@ -352,10 +368,10 @@ pub fn binary_type(op: BinOp, l: Ty, r: Ty) -> Result<Ty, String> {
                 Ok(Ty::Bool)
             } else {
                 Err(format!(
-                    "`{}` needs two conditions, found a {} and a {}",
+                    "`{}` needs two conditions, found {} and {}",
                     op.symbol(),
-                    l.name(),
-                    r.name()
+                    article(l.name()),
+                    article(r.name())
                 ))
             }
         }
@@ -387,34 +403,39 @@ pub fn binary_type(op: BinOp, l: Ty, r: Ty) -> Result<Ty, String> {
 /// The rendering of what an assertion saw: `(0.812 >= 0.845)` for a comparison of two
 /// reads, else the list `eval.auc = 0.812, ...`.
 pub fn describe_seen(cond: &Cond, seen: &[(String, Value)]) -> String {
-    // A comparison of plain operands: both values in place, `(0.812 >= 0.845)`.
-    if let Cond::Binary { op, lhs, rhs } = cond
-        && op.is_comparison()
-    {
-        let mut it = seen.iter();
-        let mut operand = |c: &Cond| match c {
-            Cond::Const(v) => Some(v.to_string()),
-            Cond::Metric { .. } | Cond::Baseline { .. } | Cond::Param { .. } => {
-                it.next().map(|(_, v)| v.to_string())
-            }
-            _ => None,
-        };
-        if let (Some(l), Some(r)) = (operand(lhs), operand(rhs)) {
-            return format!("({l} {} {r})", op.symbol());
-        }
-    }
+    // A comparison: the two values it compared, `(0.812 >= 0.845)`, and what they are
+    // made of when an operand is computed (`baseline.eval.auc - 0.01`).
     if let Cond::Binary { op, .. } = cond
-        && !matches!(op, BinOp::And | BinOp::Or)
-        && seen.len() <= 2
-        && !seen.is_empty()
+        && op.is_comparison()
+        && let Some((_, Value::List(lr))) = seen.iter().rev().find(|(k, _)| k == OPERANDS)
+        && lr.len() == 2
     {
-        let mut parts = seen.iter().map(|(_, v)| v.to_string());
-        let a = parts.next().unwrap_or_default();
-        return match parts.next() {
-            Some(b) => format!("({a} {} {b})", op.symbol()),
-            None => format!("({} = {a})", seen[0].0),
+        let parts: Vec<String> = seen
+            .iter()
+            .filter(|(k, _)| k != OPERANDS)
+            .map(|(k, v)| format!("{k} = {v}"))
+            .collect();
+        let plain = |c: &Cond| {
+            matches!(
+                c,
+                Cond::Const(_) | Cond::Metric { .. } | Cond::Baseline { .. } | Cond::Param { .. }
+            )
+        };
+        let all_plain = matches!(cond, Cond::Binary { lhs, rhs, .. } if plain(lhs) && plain(rhs));
+        let head = format!("{} {} {}", lr[0], op.symbol(), lr[1]);
+        return if all_plain || parts.is_empty() {
+            format!("({head})")
+        } else {
+            format!("({head}; {})", parts.join(", "))
         };
     }
-    let list: Vec<String> = seen.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+    let list: Vec<String> = seen
+        .iter()
+        .filter(|(k, _)| k != OPERANDS)
+        .map(|(k, v)| format!("{k} = {v}"))
+        .collect();
     format!("({})", list.join(", "))
 }
+
+/// The key under which a comparison records its two operands in `seen`.
+const OPERANDS: &str = "\u{0}operands";

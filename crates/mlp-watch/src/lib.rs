@@ -210,7 +210,7 @@ pub fn watch(opts: WatchOptions, ui: &dyn Ui) -> u8 {
         .unwrap_or_default();
     let ws = Workspace::new(&root);
     let root = ws.root.clone();
-    let control = RunControl::new();
+    let control = RunControl::long_lived();
     let mut run_opts = opts.run.clone();
     run_opts.control = Some(Arc::clone(&control));
     // An edit must not stop the branches it does not touch.
