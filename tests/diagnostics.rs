@@ -187,6 +187,7 @@ cases! {
     bad_toml;
     bad_json;
     params_not_a_map;
+    params_bad_extension;
     // ---- several at once
     several_errors;
     non_ascii_columns;
