@@ -1160,11 +1160,3 @@ proptest! {
         prop_assert_eq!(parsed(&out).comments.len(), before.comments.len());
     }
 }
-#[test]
-fn zz_debug() {
-    eprintln!("{}", format(LANGUAGE_EXAMPLE).unwrap());
-    for src in ["stage a {\n  foo # x }\n", "stage a {\n  foo \"abc\n  # c\n}\n", "stage a { in \"a\", # t1\n \"b\", # t2\n \"c\" # t3\n}"] {
-        eprintln!("---- {src:?}\n{:?}", parse(src).map(|f| f.comments));
-        match format(src) { Ok(o) => eprintln!("{o}\n reparse: {:?}", parse(&o).map(|_| ())), Err(e) => eprintln!("{e:?}") }
-    }
-}
