@@ -248,6 +248,7 @@ impl Lowerer {
         let mut params_sources: Vec<String> = Vec::new();
         let mut inline: Vec<(usize, &ast::Spanned<String>, &ast::Value)> = Vec::new();
         let mut env_items: Vec<(usize, &Vec<ast::EnvPair>)> = Vec::new();
+        let mut exec_items: Vec<(usize, &ast::Executor)> = Vec::new();
         for (fid, f) in &files {
             for item in &f.items {
                 match &item.kind {
@@ -265,6 +266,7 @@ impl Lowerer {
                     }
                     ast::ItemKind::Param { key, value } => inline.push((*fid, key, value)),
                     ast::ItemKind::Env(pairs) => env_items.push((*fid, pairs)),
+                    ast::ItemKind::Executor(e) => exec_items.push((*fid, e)),
                     ast::ItemKind::Unknown(w) => {
                         if self.string_ran_on(*fid, w) {
                             continue;
@@ -276,7 +278,7 @@ impl Lowerer {
                         .at(*fid, w.span, "not a keyword");
                         d = d.help(match did_you_mean(&w.node, ast::TOP_KEYWORDS.iter().copied()) {
                             Some(m) => m,
-                            None => "a file holds `pipeline`, `params`, `param`, `env`, `stage`, `for` and `include` items".into(),
+                            None => "a file holds `pipeline`, `params`, `param`, `env`, `executor`, `stage`, `for` and `include` items".into(),
                         });
                         self.err(d);
                     }
@@ -313,6 +315,31 @@ impl Lowerer {
             for p in pairs {
                 let v = self.value(fid, &p.value, &[], &params);
                 env.insert(p.name.node.clone(), v.to_string());
+            }
+        }
+
+        // The pipeline's executor (one at most).
+        let mut pipeline_exec = Executor::default();
+        for (k, (fid, e)) in exec_items.iter().enumerate() {
+            if k > 0 {
+                let (first_fid, first) = exec_items[0];
+                let mut d = Diagnostic::new("E0139", "the pipeline has two `executor` items").at(
+                    *fid,
+                    e.name.span,
+                    "again here",
+                );
+                if first_fid == *fid {
+                    d = d.also(first.name.span, "first here");
+                }
+                self.err(d.help("keep one `executor` at the top; a stage may name its own"));
+                continue;
+            }
+            if let Some((kind, slurm)) = self.executor(*fid, e, &[], &params) {
+                pipeline_exec = Executor {
+                    kind,
+                    own: false,
+                    slurm,
+                };
             }
         }
 
@@ -504,7 +531,7 @@ impl Lowerer {
         let stage_names: Vec<String> = raw.iter().map(|r| r.name.clone()).collect();
         let mut stages: Vec<Stage> = Vec::with_capacity(raw.len());
         for (i, r) in raw.iter().enumerate() {
-            let s = self.stage(
+            let mut s = self.stage(
                 i,
                 r,
                 &raw,
@@ -516,6 +543,7 @@ impl Lowerer {
                 &env,
                 &stage_names,
             );
+            s.executor = self.stage_executor(r, &pipeline_exec, &params);
             stages.push(s);
         }
         if !self.diags.is_empty() {
@@ -741,6 +769,7 @@ impl Lowerer {
                     );
                 }
                 ast::ItemKind::Pipeline(_)
+                | ast::ItemKind::Executor(_)
                 | ast::ItemKind::ParamsFiles(_)
                 | ast::ItemKind::Param { .. }
                 | ast::ItemKind::Env(_)
@@ -992,6 +1021,7 @@ impl Lowerer {
             retry: 0,
             fallback: None,
             resources: Resources::default(),
+            executor: Executor::default(), // set by `stage_executor`
             always: false,
             frozen: false,
             promote: false,
@@ -1116,7 +1146,13 @@ impl Lowerer {
             let kw = item.kind.keyword();
             let single = matches!(
                 &item.kind,
-                K::Run(_) | K::When(_) | K::Every(_) | K::Timeout(_) | K::Retry(_) | K::Fallback(_)
+                K::Run(_)
+                    | K::When(_)
+                    | K::Every(_)
+                    | K::Timeout(_)
+                    | K::Retry(_)
+                    | K::Fallback(_)
+                    | K::Executor(_)
             );
             if single && let Some(prev) = seen.insert(kw, item.span) {
                 self.err(
@@ -1128,7 +1164,7 @@ impl Lowerer {
                 continue;
             }
             match &item.kind {
-                K::In(_) | K::Out(_) | K::Metrics(_) => {}
+                K::In(_) | K::Out(_) | K::Metrics(_) | K::Executor(_) => {}
                 K::After(list) => {
                     for n in list {
                         let (name, span) = match n {
@@ -1294,7 +1330,7 @@ impl Lowerer {
                         None if matches!(w.node.as_str(), "cpu" | "mem" | "gpu") => {
                             "separate resources with commas: `resources cpu = 2, mem = 4G`".into()
                         }
-                        None => "a stage holds `in`, `out`, `metrics`, `after`, `params`, `run`, `check`, `gate`, `when`, `every`, `timeout`, `retry`, `fallback`, `resources`, `env`, `always`, `frozen` and `promote`".into(),
+                        None => "a stage holds `in`, `out`, `metrics`, `after`, `params`, `run`, `check`, `gate`, `when`, `every`, `timeout`, `retry`, `fallback`, `resources`, `executor`, `env`, `always`, `frozen` and `promote`".into(),
                     };
                     self.err(
                         Diagnostic::new(
@@ -1355,6 +1391,145 @@ impl Lowerer {
             .map(|(stage, kind)| Dep { stage, kind })
             .collect();
         s
+    }
+
+    /// A stage's executor: its own `executor` item over the pipeline's, or the pipeline's.
+    fn stage_executor(
+        &mut self,
+        r: &RawStage<'_>,
+        pipeline: &Executor,
+        params: &BTreeMap<String, Value>,
+    ) -> Executor {
+        let own = r.ast.items.iter().find_map(|i| match &i.kind {
+            ast::StageItemKind::Executor(e) => Some(e),
+            _ => None,
+        });
+        let Some(e) = own else {
+            return pipeline.clone();
+        };
+        match self.executor(r.file, e, &r.vars, params) {
+            Some((kind, slurm)) => Executor {
+                kind,
+                own: true,
+                slurm: pipeline.slurm.overlay(&slurm),
+            },
+            None => pipeline.clone(),
+        }
+    }
+
+    /// `executor NAME { settings }`: the kind and the settings it gives (`None` for an
+    /// unknown executor; every mistake is reported).
+    fn executor(
+        &mut self,
+        fid: usize,
+        e: &ast::Executor,
+        vars: &[(String, Value)],
+        params: &BTreeMap<String, Value>,
+    ) -> Option<(ExecutorKind, SlurmSettings)> {
+        let Some(kind) = ExecutorKind::parse(&e.name.node) else {
+            let help = did_you_mean(&e.name.node, ExecutorKind::NAMES)
+                .unwrap_or_else(|| "the executors are `local` and `slurm`".into());
+            self.err(
+                Diagnostic::new("E0136", format!("unknown executor `{}`", e.name.node))
+                    .at(fid, e.name.span, "not an executor")
+                    .help(help),
+            );
+            return None;
+        };
+        let mut st = SlurmSettings::default();
+        let mut seen: HashMap<String, Span> = HashMap::new();
+        for set in e.settings.iter().flatten() {
+            let n = set.name.node.as_str();
+            if kind == ExecutorKind::Local {
+                self.err(
+                    Diagnostic::new("E0137", format!("`executor local` has no setting `{n}`"))
+                        .at(fid, set.name.span, "a setting of `local`")
+                        .help("`local` takes no settings; Slurm's go in `executor slurm { ... }`"),
+                );
+                continue;
+            }
+            if !SlurmSettings::NAMES.contains(&n) {
+                let help = did_you_mean(n, SlurmSettings::NAMES).unwrap_or_else(|| {
+                    "the Slurm settings are `partition`, `account`, `qos`, `time` and `args`".into()
+                });
+                self.err(
+                    Diagnostic::new("E0137", format!("unknown Slurm setting `{n}`"))
+                        .at(fid, set.name.span, "not a setting")
+                        .help(help),
+                );
+                continue;
+            }
+            if let Some(prev) = seen.insert(n.to_string(), set.name.span) {
+                self.err(
+                    Diagnostic::new("E0139", format!("`{n}` is set twice"))
+                        .at(fid, set.name.span, "again here")
+                        .also(prev, "first here")
+                        .help("set each setting once"),
+                );
+                continue;
+            }
+            let wrong = |what: &str, help: String| {
+                Diagnostic::new("E0138", format!("`{n}` is {what}"))
+                    .at(fid, set.value.span(), format!("not {what}"))
+                    .help(help)
+            };
+            match (n, &set.value) {
+                ("time", ast::SettingValue::Duration(d)) => {
+                    if d.node.millis == 0 {
+                        self.err(
+                            Diagnostic::new("E0134", "`time` needs a duration above zero")
+                                .at(fid, d.span, "zero")
+                                .help("write a duration such as `30m` or `2h`"),
+                        );
+                    } else {
+                        st.time_ms = Some(d.node.millis);
+                    }
+                }
+                ("time", _) => self.err(wrong(
+                    "a duration",
+                    "write a duration with a unit: `time = 30m` or `time = 2h` (Slurm counts whole minutes)".into(),
+                )),
+                ("args", ast::SettingValue::Value(v)) => match &v.kind {
+                    ast::ValueKind::List(items) => {
+                        let mut args = Vec::new();
+                        for item in items {
+                            match &item.kind {
+                                ast::ValueKind::Str(s) => {
+                                    args.push(self.plain_str(fid, s, vars, params));
+                                }
+                                _ => self.err(
+                                    Diagnostic::new("E0138", "`args` holds strings only")
+                                        .at(fid, item.span, "not a string")
+                                        .help("quote every argument: `args = [\"--exclusive\", \"--nodes=1\"]`"),
+                                ),
+                            }
+                        }
+                        st.args = Some(args);
+                    }
+                    _ => self.err(wrong(
+                        "a list of strings",
+                        "write `args = [\"--exclusive\"]`".into(),
+                    )),
+                },
+                ("args", _) => self.err(wrong(
+                    "a list of strings",
+                    "write `args = [\"--exclusive\"]`".into(),
+                )),
+                (_, ast::SettingValue::Value(ast::Value {
+                    kind: ast::ValueKind::Str(s),
+                    ..
+                })) => {
+                    let v = self.plain_str(fid, s, vars, params);
+                    match n {
+                        "partition" => st.partition = Some(v),
+                        "account" => st.account = Some(v),
+                        _ => st.qos = Some(v),
+                    }
+                }
+                (_, _) => self.err(wrong("a string", format!("write `{n} = \"...\"`"))),
+            }
+        }
+        Some((kind, st))
     }
 
     fn stage_ref(

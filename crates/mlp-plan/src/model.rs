@@ -50,6 +50,9 @@ pub struct Stage {
     pub retry: u32,
     pub fallback: Option<String>,
     pub resources: Resources,
+    /// Where its command runs. Not part of its identity: a stage run on Slurm and the same
+    /// stage run locally share the cache.
+    pub executor: Executor,
     pub always: bool,
     pub frozen: bool,
     pub promote: bool,
@@ -136,6 +139,74 @@ impl Default for Resources {
             cpu: 1,
             mem_bytes: 0,
             gpu: 0,
+        }
+    }
+}
+
+/// Where a stage's command runs: `executor local` / `executor slurm { ... }`, in the stage
+/// or at the top of the pipeline.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Executor {
+    pub kind: ExecutorKind,
+    /// The stage names its executor itself; `mlp run --executor` changes only the others.
+    pub own: bool,
+    /// The Slurm settings: the pipeline's, with the stage's own on top.
+    pub slurm: SlurmSettings,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExecutorKind {
+    /// A child process of `mlp` on this machine.
+    #[default]
+    Local,
+    /// A batch job on a Slurm cluster (`sbatch`).
+    Slurm,
+}
+
+impl ExecutorKind {
+    pub const NAMES: [&'static str; 2] = ["local", "slurm"];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ExecutorKind::Local => "local",
+            ExecutorKind::Slurm => "slurm",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<ExecutorKind> {
+        match name {
+            "local" => Some(ExecutorKind::Local),
+            "slurm" => Some(ExecutorKind::Slurm),
+            _ => None,
+        }
+    }
+}
+
+/// `executor slurm { partition = "gpu"  account = "ml"  qos = "normal"  time = 2h
+/// args = ["--exclusive"] }`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlurmSettings {
+    pub partition: Option<String>,
+    pub account: Option<String>,
+    pub qos: Option<String>,
+    /// The job's time limit (`--time`), in milliseconds.
+    pub time_ms: Option<u64>,
+    /// More `sbatch` arguments, as written.
+    pub args: Option<Vec<String>>,
+}
+
+impl SlurmSettings {
+    /// Every setting name, for "did you mean".
+    pub const NAMES: [&'static str; 5] = ["partition", "account", "qos", "time", "args"];
+
+    /// `self` with every setting that `top` has replaced by it.
+    pub fn overlay(&self, top: &SlurmSettings) -> SlurmSettings {
+        SlurmSettings {
+            partition: top.partition.clone().or_else(|| self.partition.clone()),
+            account: top.account.clone().or_else(|| self.account.clone()),
+            qos: top.qos.clone().or_else(|| self.qos.clone()),
+            time_ms: top.time_ms.or(self.time_ms),
+            args: top.args.clone().or_else(|| self.args.clone()),
         }
     }
 }

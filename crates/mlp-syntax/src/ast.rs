@@ -78,8 +78,43 @@ pub enum ItemKind {
     For(ForLoop),
     /// `include "other.mlp"`
     Include(Str),
+    /// `executor slurm { partition = "gpu" }`: where the stages run.
+    Executor(Executor),
     /// A line that starts with a word that is no keyword.
     Unknown(Spanned<String>),
+}
+
+/// `executor NAME` with an optional block of settings: `executor slurm { time = 2h }`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Executor {
+    /// `local` or `slurm` (checked when the pipeline is planned).
+    pub name: Spanned<String>,
+    /// `None` without a block; `Some` (maybe empty) with `{ ... }`.
+    pub settings: Option<Vec<Setting>>,
+}
+
+/// `name = value` inside an `executor` block.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Setting {
+    pub name: Spanned<String>,
+    pub value: SettingValue,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum SettingValue {
+    /// `time = 2h`
+    Duration(Spanned<Duration>),
+    /// A string, number, boolean or list.
+    Value(Value),
+}
+
+impl SettingValue {
+    pub fn span(&self) -> Span {
+        match self {
+            SettingValue::Duration(d) => d.span,
+            SettingValue::Value(v) => v.span,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -144,6 +179,7 @@ pub enum StageItemKind {
     Retry(Spanned<u32>),
     Fallback(Str),
     Resources(Vec<Resource>),
+    Executor(Executor),
     Always,
     Frozen,
     Promote,
@@ -169,6 +205,7 @@ impl StageItemKind {
             StageItemKind::Retry(_) => "retry",
             StageItemKind::Fallback(_) => "fallback",
             StageItemKind::Resources(_) => "resources",
+            StageItemKind::Executor(_) => "executor",
             StageItemKind::Always => "always",
             StageItemKind::Frozen => "frozen",
             StageItemKind::Promote => "promote",
@@ -194,6 +231,7 @@ pub const STAGE_KEYWORDS: &[&str] = &[
     "retry",
     "fallback",
     "resources",
+    "executor",
     "always",
     "frozen",
     "promote",
@@ -202,7 +240,7 @@ pub const STAGE_KEYWORDS: &[&str] = &[
 
 /// Every keyword that may start an item at the top of a file.
 pub const TOP_KEYWORDS: &[&str] = &[
-    "pipeline", "params", "param", "env", "stage", "for", "include",
+    "pipeline", "params", "param", "env", "executor", "stage", "for", "include",
 ];
 
 #[derive(Clone, Debug, PartialEq)]

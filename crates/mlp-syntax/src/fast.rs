@@ -189,6 +189,7 @@ impl<'a> P<'a> {
                 ItemKind::Param { key, value }
             }
             "env" => ItemKind::Env(self.env_block()?),
+            "executor" => ItemKind::Executor(self.executor()?),
             "stage" => ItemKind::Stage(self.stage()?),
             "for" => ItemKind::For(self.for_loop()?),
             "include" => {
@@ -252,6 +253,45 @@ impl<'a> P<'a> {
             self.skip();
             let value = self.scalar()?;
             pairs.push(EnvPair { name, value });
+        }
+    }
+
+    /// `executor_decl = { kw_executor ~ name ~ ("{" ~ setting* ~ "}")? }`,
+    /// `setting = { name ~ "=" ~ (duration | value) }`. Without a block, the span runs to
+    /// the next token (pest skips the whitespace before the option that matches nothing).
+    fn executor(&mut self) -> Option<Executor> {
+        self.kw("executor").then_some(())?;
+        self.skip();
+        let name = self.name()?;
+        self.skip();
+        if !self.eat("{") {
+            return Some(Executor {
+                name,
+                settings: None,
+            });
+        }
+        let mut settings = Vec::new();
+        loop {
+            self.skip();
+            if self.eat("}") {
+                return Some(Executor {
+                    name,
+                    settings: Some(settings),
+                });
+            }
+            let sname = self.name()?;
+            self.skip();
+            self.expect("=")?;
+            self.skip();
+            let start = self.i;
+            let value = match self.duration() {
+                Some(d) => SettingValue::Duration(d),
+                None => {
+                    self.i = start;
+                    SettingValue::Value(self.value()?)
+                }
+            };
+            settings.push(Setting { name: sname, value });
         }
     }
 
@@ -327,6 +367,13 @@ impl<'a> P<'a> {
             let pairs = self.env_block()?;
             return Some(StageItem {
                 kind: K::Env(pairs),
+                span: Span::new(start, self.i),
+            });
+        }
+        if word == "executor" {
+            let e = self.executor()?;
+            return Some(StageItem {
+                kind: K::Executor(e),
                 span: Span::new(start, self.i),
             });
         }

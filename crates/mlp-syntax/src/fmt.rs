@@ -179,6 +179,10 @@ impl Builder<'_> {
             ItemKind::Include(s) => format!("include {}", string(s)),
             ItemKind::Unknown(_) => self.unknown_text(item.span),
             ItemKind::Env(pairs) => return self.env_block(item.span, pairs),
+            ItemKind::Executor(e) => match self.executor_block(item.span, e) {
+                Some(block) => return block,
+                None => format!("executor {}", e.name.node),
+            },
             ItemKind::Stage(stage) => {
                 let header = self.header(item.span.start, stage.name.span().end);
                 let width = stage
@@ -242,6 +246,36 @@ impl Builder<'_> {
         })
     }
 
+    /// `executor NAME { settings }` as a block, or `None` when it has no block (a line).
+    fn executor_block(&mut self, span: Span, e: &Executor) -> Option<Node> {
+        let settings = e.settings.as_ref()?;
+        let header = self.header(span.start, e.name.span.end);
+        let width = settings
+            .iter()
+            .map(|s| s.name.node.len())
+            .max()
+            .unwrap_or(0);
+        let body = settings
+            .iter()
+            .map(|s| {
+                let v = match &s.value {
+                    SettingValue::Duration(d) => d.node.text.clone(),
+                    SettingValue::Value(v) => value(v),
+                };
+                let text = format!("{:<width$} = {v}", s.name.node);
+                self.line(s.name.span.to(s.value.span()), text)
+            })
+            .collect();
+        let close = self.close(span);
+        Some(Node::Block(Block {
+            header,
+            head: format!("executor {}", e.name.node),
+            body,
+            spaced: false,
+            close,
+        }))
+    }
+
     fn stage_item(&mut self, item: &StageItem, width: usize) -> Node {
         use StageItemKind as K;
         let kw = item.kind.keyword();
@@ -268,6 +302,10 @@ impl Builder<'_> {
             })),
             K::Always | K::Frozen | K::Promote => return self.line(item.span, kw.to_string()),
             K::Env(pairs) => return self.env_block(item.span, pairs),
+            K::Executor(e) => match self.executor_block(item.span, e) {
+                Some(block) => return block,
+                None => e.name.node.clone(),
+            },
             K::Unknown(_) => {
                 let text = self.unknown_text(item.span);
                 return self.line(item.span, text);

@@ -34,6 +34,7 @@ pub const KEYWORDS: &[&str] = &[
     "retry",
     "fallback",
     "resources",
+    "executor",
     "always",
     "frozen",
     "promote",

@@ -132,6 +132,7 @@ impl Builder {
                 inner.next();
                 ItemKind::Include(self.string(inner.next().expect("path")))
             }
+            Rule::executor_decl => ItemKind::Executor(self.executor(inner)),
             Rule::unknown_item => ItemKind::Unknown(spanned_str(&inner.next().expect("word"))),
             r => unreachable!("not an item: {r:?}"),
         };
@@ -148,6 +149,31 @@ impl Builder {
                 EnvPair { name, value }
             })
             .collect()
+    }
+
+    /// `executor_decl = { kw_executor ~ name ~ ("{" ~ setting* ~ "}")? }`: the block is
+    /// there when its braces are (pest keeps no pair for them, so look at the text).
+    fn executor(&mut self, mut inner: Pairs<'_, Rule>) -> Executor {
+        inner.next(); // keyword
+        let name_pair = inner.next().expect("executor name");
+        let name = spanned_str(&name_pair);
+        let has_block = next_code(name_pair.get_input(), name_pair.as_span().end()) == Some('{');
+        let settings: Vec<Setting> = inner
+            .map(|p| {
+                let mut i = p.into_inner();
+                let name = spanned_str(&i.next().expect("setting name"));
+                let v = i.next().expect("setting value");
+                let value = match v.as_rule() {
+                    Rule::duration => SettingValue::Duration(self.duration(v)),
+                    _ => SettingValue::Value(self.value(v)),
+                };
+                Setting { name, value }
+            })
+            .collect();
+        Executor {
+            name,
+            settings: has_block.then_some(settings),
+        }
     }
 
     fn stage_name(&mut self, p: Pair<'_, Rule>) -> StageName {
@@ -187,6 +213,12 @@ impl Builder {
         if rule == Rule::env_block {
             return StageItem {
                 kind: StageItemKind::Env(self.env_pairs(inner)),
+                span: sp,
+            };
+        }
+        if rule == Rule::executor_decl {
+            return StageItem {
+                kind: StageItemKind::Executor(self.executor(inner)),
                 span: sp,
             };
         }
@@ -560,6 +592,18 @@ fn binop(r: Rule) -> BinOp {
         Rule::mul => BinOp::Mul,
         Rule::div => BinOp::Div,
         _ => BinOp::Rem,
+    }
+}
+
+/// The first character at or after `at` that is not whitespace or in a comment.
+fn next_code(src: &str, mut at: usize) -> Option<char> {
+    loop {
+        let c = src[at..].chars().next()?;
+        match c {
+            ' ' | '\t' | '\r' | '\n' => at += 1,
+            '#' => at = src[at..].find('\n').map_or(src.len(), |n| at + n),
+            c => return Some(c),
+        }
     }
 }
 

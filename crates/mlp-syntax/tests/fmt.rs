@@ -149,7 +149,19 @@ fn z_item(i: &mut Item) {
             }
             f.items.iter_mut().for_each(z_item);
         }
+        ItemKind::Executor(e) => z_executor(e),
         ItemKind::Unknown(w) => z(w),
+    }
+}
+
+fn z_executor(e: &mut Executor) {
+    z(&mut e.name);
+    for s in e.settings.iter_mut().flatten() {
+        z(&mut s.name);
+        match &mut s.value {
+            SettingValue::Duration(d) => z(d),
+            SettingValue::Value(v) => z_value(v),
+        }
     }
 }
 
@@ -216,6 +228,7 @@ fn z_stage_item(i: &mut StageItem) {
         }
         K::Always | K::Frozen | K::Promote => {}
         K::Env(pairs) => pairs.iter_mut().for_each(z_pair),
+        K::Executor(e) => z_executor(e),
         K::Unknown(w) => z(w),
     }
 }
@@ -511,6 +524,16 @@ fn keeps_at_most_one_blank_line_between_one_liners() {
     assert_eq!(
         check_format(src),
         "pipeline \"p\"\nparams \"a.yaml\"\n\nparam a = 1\nparam b = 2\n\ninclude \"i.mlp\"\n"
+    );
+}
+
+#[test]
+fn formats_executors() {
+    let src = "executor slurm{partition=\"gpu\" account = \"ml\"   time=2h args=[\"--exclusive\",\"-N1\"]} # all\nstage a { run \"x\" executor local }\nstage b {\nexecutor slurm { partition = \"debug\" }  run \"y\" }\nstage c { executor slurm {} run \"z\" }\n";
+    let out = check_format(src);
+    assert_eq!(
+        out,
+        "executor slurm {\n  partition = \"gpu\"\n  account   = \"ml\"\n  time      = 2h\n  args      = [\"--exclusive\", \"-N1\"]\n}  # all\n\nstage a {\n  run      \"x\"\n  executor local\n}\n\nstage b {\n  executor slurm {\n    partition = \"debug\"\n  }\n  run      \"y\"\n}\n\nstage c {\n  executor slurm {}\n  run      \"z\"\n}\n"
     );
 }
 
@@ -1020,6 +1043,35 @@ fn env_block() -> impl Strategy<Value = Toks> {
     })
 }
 
+fn executor() -> impl Strategy<Value = Toks> {
+    let setting = (
+        prop::sample::select(vec!["partition", "time", "args", "qos", "in"]),
+        prop_oneof![
+            scalar().prop_map(|s| vec![s]),
+            prop::sample::select(vec!["2h", "90s", "1h30m"]).prop_map(|d| vec![d.to_string()]),
+            list_value(),
+        ],
+    )
+        .prop_map(|(n, v)| {
+            let mut out = t(&[n, "="]);
+            out.extend(v);
+            out
+        });
+    (
+        prop::sample::select(vec!["local", "slurm", "in", "slrum"]),
+        prop::option::of(prop::collection::vec(setting, 0..3)),
+    )
+        .prop_map(|(name, settings)| {
+            let mut out = t(&["executor", name]);
+            if let Some(settings) = settings {
+                out.push("{".into());
+                out.extend(settings.into_iter().flatten());
+                out.push("}".into());
+            }
+            out
+        })
+}
+
 fn stage_item() -> impl Strategy<Value = Toks> {
     let input = prop_oneof![
         str_tok().prop_map(|s| vec![s]),
@@ -1068,6 +1120,7 @@ fn stage_item() -> impl Strategy<Value = Toks> {
             .prop_map(|v| keyword_then("resources", comma_list(v))),
         1 => prop::sample::select(vec!["always", "frozen", "promote"]).prop_map(|f| t(&[f])),
         1 => env_block(),
+        1 => executor(),
     ]
 }
 
@@ -1108,6 +1161,7 @@ fn top_item() -> impl Strategy<Value = Toks> {
         }),
         1 => str_tok().prop_map(|s| keyword_then("include", vec![s])),
         1 => env_block(),
+        1 => executor(),
         4 => stage(),
         1 => for_loop(prop_oneof![3 => stage(), 1 => for_loop(stage())]),
     ]
