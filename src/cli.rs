@@ -91,6 +91,10 @@ pub enum Command {
         /// Print one JSON event per line on stdout (the event log).
         #[arg(long)]
         json: bool,
+        /// Where stages run that do not name their own `executor` (default: as the pipeline
+        /// says, else local).
+        #[arg(long, value_enum, value_name = "EXECUTOR")]
+        executor: Option<ExecutorArg>,
     },
     /// Run, then rerun exactly what each edit invalidates (and what `every` timers expire).
     Watch {
@@ -110,6 +114,10 @@ pub enum Command {
         /// Print one JSON event per line on stdout.
         #[arg(long)]
         json: bool,
+        /// Where stages run that do not name their own `executor` (default: as the pipeline
+        /// says, else local).
+        #[arg(long, value_enum, value_name = "EXECUTOR")]
+        executor: Option<ExecutorArg>,
     },
     /// Every stage: fresh, stale (with the first reason), never run, or failed.
     Status {
@@ -173,6 +181,24 @@ pub enum Command {
     },
 }
 
+/// `--executor`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ExecutorArg {
+    /// Child processes of mlp on this machine.
+    Local,
+    /// Batch jobs on a Slurm cluster (`sbatch`).
+    Slurm,
+}
+
+impl ExecutorArg {
+    pub fn kind(self) -> mlp_plan::ExecutorKind {
+        match self {
+            ExecutorArg::Local => mlp_plan::ExecutorKind::Local,
+            ExecutorArg::Slurm => mlp_plan::ExecutorKind::Slurm,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum GraphFormat {
     Ascii,
@@ -198,6 +224,7 @@ pub fn main() -> ExitCode {
             verbose,
             wait,
             json,
+            executor,
         } => commands::run(
             &cli,
             &commands::RunArgs {
@@ -211,6 +238,7 @@ pub fn main() -> ExitCode {
                 verbose: *verbose,
                 wait: *wait,
                 json: *json,
+                executor: executor.map(ExecutorArg::kind),
             },
         ),
         Command::Status { json } => commands::status(&cli, *json),
@@ -228,7 +256,17 @@ pub fn main() -> ExitCode {
             verbose,
             debounce,
             json,
-        } => commands::watch(&cli, stages, *jobs, set, *verbose, *debounce, *json),
+            executor,
+        } => commands::watch(
+            &cli,
+            stages,
+            *jobs,
+            set,
+            *verbose,
+            *debounce,
+            *json,
+            executor.map(ExecutorArg::kind),
+        ),
         Command::Show { run, json } => commands::show(&cli, run, *json),
         Command::Diff { a, b, all, json } => {
             commands::diff(&cli, a.as_deref(), b.as_deref(), *all, *json)

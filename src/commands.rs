@@ -24,6 +24,7 @@ pub struct RunArgs<'a> {
     pub verbose: bool,
     pub wait: bool,
     pub json: bool,
+    pub executor: Option<mlp_plan::ExecutorKind>,
 }
 
 /// The workspace of a pipeline file: the directory that holds it.
@@ -116,6 +117,7 @@ pub fn run(cli: &Cli, a: &RunArgs<'_>) -> u8 {
         overrides: sets,
         pipeline_file: name,
         control: None,
+        executor: a.executor,
     };
     let mut reporter = progress::reporter(a.json, a.verbose);
     match run::run(&ws, &plan.pipeline, &opts, reporter.as_mut()) {
@@ -660,6 +662,7 @@ impl mlp_watch::Ui for WatchUi {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 pub fn watch(
     cli: &Cli,
     targets: &[String],
@@ -668,6 +671,7 @@ pub fn watch(
     verbose: bool,
     debounce: u64,
     json: bool,
+    executor: Option<mlp_plan::ExecutorKind>,
 ) -> u8 {
     let sets = match parse_sets(set) {
         Ok(s) => s,
@@ -690,6 +694,7 @@ pub fn watch(
             verbose,
             overrides: sets,
             pipeline_file: name,
+            executor,
             ..Default::default()
         },
         debounce: std::time::Duration::from_millis(debounce),

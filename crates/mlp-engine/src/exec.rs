@@ -81,6 +81,9 @@ pub enum Exit {
     TimedOut,
     /// The job was cancelled (or never started because everything was).
     Cancelled,
+    /// A cluster scheduler ended the job (Slurm's TIMEOUT, CANCELLED from outside,
+    /// OUT_OF_MEMORY, NODE_FAIL, PREEMPTED...): what happened, in words.
+    Scheduler(String),
 }
 
 /// The outcome of [`run`].
@@ -94,6 +97,9 @@ pub struct Finished {
     /// Peak resident set size in KiB (of `sh` or of its largest waited-for
     /// descendant).
     pub max_rss_kb: u64,
+    /// Worth reporting with the stage (e.g. the Slurm job and the node it ran on).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 impl Finished {
@@ -102,7 +108,7 @@ impl Finished {
         self.exit == Exit::Code(0)
     }
 
-    fn not_run(exit: Exit) -> Self {
+    pub(crate) fn not_run(exit: Exit) -> Self {
         let now = SystemTime::now();
         Finished {
             exit,
@@ -110,6 +116,7 @@ impl Finished {
             ended: now,
             cpu_ms: 0,
             max_rss_kb: 0,
+            notes: Vec::new(),
         }
     }
 }
@@ -423,6 +430,7 @@ pub fn run(job: &Job, id: u64, table: &ProcessTable) -> io::Result<Finished> {
         ended,
         cpu_ms: cpu_ms(&usage),
         max_rss_kb: u64::try_from(usage.ru_maxrss).unwrap_or(0),
+        notes: Vec::new(),
     })
 }
 

@@ -9,6 +9,7 @@ pub mod inspect;
 pub mod lock;
 pub mod metrics;
 pub mod run;
+pub mod slurm;
 pub mod snapshot;
 pub mod store;
 pub mod workspace;

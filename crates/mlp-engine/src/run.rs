@@ -14,7 +14,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use mlp_plan::{DepKind, InputKind, Pipeline, Stage, StageId};
+use mlp_plan::{DepKind, ExecutorKind, InputKind, Pipeline, Stage, StageId};
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -23,6 +23,7 @@ use crate::exec::{self, Exit, Finished, Job, ProcessTable};
 use crate::hash::{Content, Digest, Hasher, StatCache, hex, parse_hex};
 use crate::identity::{self, StageKey};
 use crate::lock::{self, LockError};
+use crate::slurm::{self, Runner};
 use crate::snapshot::{self, Entry, Snapshot, StageSnap};
 use crate::store::{Outcome, OutputRecord, SledStore, StageRecord, Store, StoreError};
 use crate::workspace::{Workspace, ms_of, now_ms};
@@ -49,6 +50,9 @@ pub struct RunOptions {
     /// Shared across runs of one process (`mlp watch`): processes, Ctrl-C, which stage
     /// runs as which job. `None`: the run makes its own.
     pub control: Option<Arc<RunControl>>,
+    /// `--executor`: where the stages that do not name their own executor run (`None`: as
+    /// the pipeline says).
+    pub executor: Option<ExecutorKind>,
 }
 
 /// The processes of a run, and a way to stop one stage while the others go on.
@@ -125,6 +129,7 @@ impl RunControl {
         let job = self.running.lock().ok().and_then(|m| m.get(stage).copied());
         match job {
             Some(id) => {
+                slurm::cancel(id);
                 self.table.cancel(id);
                 true
             }
@@ -313,8 +318,16 @@ fn machine_tokens(jobs: usize) -> Tokens {
     }
 }
 
-/// What a stage needs from the tokens.
-fn needs(s: &Stage, total: Tokens) -> Tokens {
+/// What a stage needs from the tokens. A Slurm job takes one job slot here, and the
+/// cluster's resources there.
+fn needs(s: &Stage, total: Tokens, opts: &RunOptions) -> Tokens {
+    if slurm::kind_of(s, opts.executor) == ExecutorKind::Slurm {
+        return Tokens {
+            cpu: 1,
+            mem: 0,
+            gpu: 0,
+        };
+    }
     Tokens {
         cpu: u64::from(s.resources.cpu.max(1)).min(total.cpu),
         mem: s.resources.mem_bytes,
@@ -365,6 +378,8 @@ struct Task {
     job: Job,
     retry: u32,
     fallback: Option<String>,
+    /// Where the command runs.
+    runner: Runner,
     outputs: Vec<String>,
     /// `(name, path)` of each metrics file.
     metrics: Vec<(String, String)>,
@@ -506,7 +521,7 @@ pub fn run(
         if !selected[i] {
             continue;
         }
-        let need = needs(s, total);
+        let need = needs(s, total, opts);
         if need.mem > total.mem {
             return Err(EngineError::Usage(format!(
                 "mlp: stage `{}` asks for {} of memory, but this machine has {}; lower its `resources mem`",
@@ -874,7 +889,7 @@ impl Coordinator<'_> {
                             );
                             continue;
                         }
-                        let need = needs(&self.p.stages[r.stage], total);
+                        let need = needs(&self.p.stages[r.stage], total, self.opts);
                         if need.cpu <= free.cpu && need.mem <= free.mem && need.gpu <= free.gpu {
                             free.cpu -= need.cpu;
                             free.mem -= need.mem;
@@ -1305,6 +1320,18 @@ impl Coordinator<'_> {
             },
             retry: s.retry,
             fallback: s.fallback.clone(),
+            runner: match slurm::kind_of(s, self.opts.executor) {
+                ExecutorKind::Local => Runner::Local,
+                ExecutorKind::Slurm => Runner::Slurm(Arc::new(slurm::Submission::new(
+                    s,
+                    &self.run_id,
+                    self.watch[i]
+                        .as_ref()
+                        .map(|w| hex(&w.identity))
+                        .unwrap_or_default(),
+                    self.ws.dir.join("slurm"),
+                ))),
+            },
             outputs: s.outputs.iter().map(|o| o.path.clone()).collect(),
             metrics: s
                 .outputs
@@ -1395,6 +1422,16 @@ impl Coordinator<'_> {
                     Vec::new(),
                 ),
                 Exit::Cancelled => (Outcome::Interrupted, Status::Interrupted, Vec::new()),
+                Exit::Scheduler(why) => (
+                    Outcome::Failed {
+                        code: None,
+                        signal: None,
+                    },
+                    Status::Failed {
+                        reason: format!("{why}{}", attempts_note(done.attempts)),
+                    },
+                    Vec::new(),
+                ),
             },
         };
         let (cpu_ms, rss) = done
@@ -1421,6 +1458,9 @@ impl Coordinator<'_> {
         }
         if done.used_fallback {
             self.notes[i].push("the fallback command produced the outputs".to_string());
+        }
+        if let Ok(f) = &done.finished {
+            self.notes[i].extend(f.notes.iter().cloned());
         }
         let mut watch = self.watch[i].take().unwrap_or_default();
         let record = StageRecord {
@@ -1907,7 +1947,12 @@ fn worker(
         control.started(&task.name, job_id);
         let mut attempts = 0;
         let mut used_fallback = false;
-        let mut finished = match clear_outputs(root, &task.outputs) {
+        let cleared = if task.runner.keeps_outputs(&task.job.command) {
+            Ok(()) // a job of an earlier run is writing them: attach to it
+        } else {
+            clear_outputs(root, &task.outputs)
+        };
+        let mut finished = match cleared {
             Err(e) => Err(io::Error::other(e)),
             Ok(()) => loop {
                 attempts += 1;
@@ -1920,7 +1965,7 @@ fn worker(
                     );
                     job.append_log = true;
                 }
-                let r = exec::run(&job, job_id, table);
+                let r = task.runner.run(&job, job_id, table);
                 let retry = matches!(&r, Ok(f) if !f.success() && !matches!(f.exit, Exit::Cancelled))
                     && attempts <= task.retry;
                 if !retry {
@@ -1942,7 +1987,7 @@ fn worker(
             job.command = fb.clone();
             job.append_log = true;
             note_in_log(&job.log, "the command failed: running the fallback");
-            finished = exec::run(&job, job_id, table);
+            finished = task.runner.run(&job, job_id, table);
             used_fallback = true;
         }
         let outputs = match &finished {
