@@ -8,53 +8,10 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Instant;
 
-use common::{Run, Ws, names};
+use common::{Run, Ws, json, names};
 use serde_json::Value;
-
-/// Copy an example into `to`, leaving out what running it makes (its .gitignore).
-pub fn copy_example(from: &Path, to: &Path) {
-    const GENERATED: [&str; 12] = [
-        ".mlp",
-        ".venv",
-        "data",
-        "models",
-        "metrics",
-        "reports",
-        "registry",
-        "triggers",
-        "incoming",
-        "index",
-        "out",
-        "__pycache__",
-    ];
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let name = e.file_name();
-        if GENERATED.contains(&name.to_str().unwrap_or("")) {
-            continue;
-        }
-        if e.file_type().unwrap().is_dir() {
-            copy_example(&e.path(), &to.join(&name));
-        } else {
-            // std::fs::copy keeps the permissions: bin/py stays executable.
-            std::fs::copy(e.path(), to.join(&name)).unwrap();
-        }
-    }
-}
-
-fn json(out: &std::process::Output) -> Value {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
-}
 
 fn reason(r: &Run, stage: &str) -> String {
     r.event(stage)["reason"].as_str().unwrap_or("").to_string()
@@ -100,11 +57,7 @@ fn churn_pipeline_from_raw_data_to_a_promoted_model() {
         common::skip_or_fail("python3 with the venv and ensurepip modules is not available");
         return;
     }
-    let ws = Ws::new("");
-    copy_example(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/churn"),
-        ws.path(),
-    );
+    let ws = common::copy_example("churn");
 
     // 1. Everything runs: the venv, the data, the checks, the model, the gates (no baseline
     //    yet: they pass and say so), the canary, the promotion; no rollback, no retrain.

@@ -4,46 +4,8 @@
 
 mod common;
 
-use std::path::Path;
-
-use common::{Run, Ws, names};
+use common::{Run, Ws, json, names};
 use serde_json::Value;
-
-/// Copy an example into `to`, leaving out what running it makes (its .gitignore).
-fn copy_example(from: &Path, to: &Path) {
-    const GENERATED: [&str; 7] = [
-        ".mlp",
-        "index",
-        "data",
-        "out",
-        "metrics",
-        "reports",
-        "__pycache__",
-    ];
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let name = e.file_name();
-        if GENERATED.contains(&name.to_str().unwrap_or("")) {
-            continue;
-        }
-        if e.file_type().unwrap().is_dir() {
-            copy_example(&e.path(), &to.join(&name));
-        } else {
-            std::fs::copy(e.path(), to.join(&name)).unwrap();
-        }
-    }
-}
-
-fn json(out: &std::process::Output) -> Value {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
-}
 
 fn read_json(ws: &Ws, rel: &str) -> Value {
     serde_json::from_str(&ws.read(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
@@ -77,11 +39,7 @@ fn llm_rag_pipeline_ab_prompts_fallback_and_costs() {
         common::skip_or_fail("python3 is not available");
         return;
     }
-    let ws = Ws::new("");
-    copy_example(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/llm-rag"),
-        ws.path(),
-    );
+    let ws = common::copy_example("llm-rag");
     let all = [
         "ab_report",
         "answer_a",

@@ -4,7 +4,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{Ws, names};
+use common::names;
 
 fn examples() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
@@ -37,31 +37,9 @@ fn every_example_passes_check() {
     }
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let name = e.file_name();
-        if [".mlp", "data", "models", "metrics", "__pycache__"]
-            .contains(&name.to_str().unwrap_or(""))
-        {
-            continue;
-        }
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to.join(&name));
-        } else {
-            std::fs::copy(e.path(), to.join(&name)).unwrap();
-        }
-    }
-}
-
 #[test]
 fn quickstart_runs_and_reruns_only_what_a_param_change_touches() {
-    let ws = Ws::new("");
-    copy_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart"),
-        ws.path(),
-    );
+    let ws = common::copy_example("quickstart");
     let r = ws.run(&[]);
     r.assert_ok();
     assert_eq!(

@@ -5,18 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Ws, names};
-use serde_json::Value;
-
-fn json(out: &std::process::Output) -> Value {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
-}
+use common::{Ws, json, names};
 
 /// train writes its AUC (a param), evaluate gates it against the baseline, deploy promotes,
 /// rollback handles a failed gate.

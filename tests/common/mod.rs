@@ -157,3 +157,51 @@ pub fn skip_or_fail(reason: &str) {
     }
     eprintln!("SKIPPED: {reason}");
 }
+
+/// A workspace holding a copy of `examples/NAME`, without what running it makes (the
+/// directories its `.gitignore` lists).
+pub fn copy_example(name: &str) -> Ws {
+    let from = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(name);
+    let ignore = std::fs::read_to_string(from.join(".gitignore")).unwrap_or_default();
+    let generated: Vec<&str> = ignore
+        .lines()
+        .map(|l| l.trim().trim_end_matches('/'))
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    let ws = Ws {
+        dir: tempfile::tempdir().expect("tempdir"),
+    };
+    copy_tree(&from, ws.path(), &generated);
+    ws
+}
+
+fn copy_tree(from: &Path, to: &Path, skip: &[&str]) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name();
+        if skip.contains(&name.to_str().unwrap_or("")) || name == ".mlp" {
+            continue;
+        }
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &to.join(&name), skip);
+        } else {
+            // std::fs::copy keeps the permissions (scripts stay executable).
+            std::fs::copy(e.path(), to.join(&name)).unwrap();
+        }
+    }
+}
+
+/// The JSON a successful command printed on stdout.
+#[track_caller]
+pub fn json(out: &Output) -> Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
