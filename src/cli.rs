@@ -184,9 +184,8 @@ pub enum Command {
 /// `--executor`.
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum ExecutorArg {
-    /// Child processes of mlp on this machine.
+    // No doc comments here: clap would switch every command's help to the long layout.
     Local,
-    /// Batch jobs on a Slurm cluster (`sbatch`).
     Slurm,
 }
 
