@@ -198,7 +198,9 @@ pub trait Store: Send + Sync {
     fn last_success(&self, stage: &str) -> Result<Option<StageRecord>, StoreError>;
     /// Writes a record: always updates `last`; on [`Outcome::Succeeded`] also
     /// updates the run-cache entry for its identity and `last_success`.
-    /// Atomic and durable when it returns.
+    /// Atomic when it returns. Durable when it returns if the stage's command ran
+    /// for [`DURABLE_AFTER_MS`] or more (see [`worth_flushing`]); otherwise with
+    /// the next [`Store::flush`].
     fn put_record(&self, rec: &StageRecord) -> Result<(), StoreError>;
     /// The whole stat cache.
     fn stat_entries(&self) -> Result<Vec<(String, StatEntry)>, StoreError>;
@@ -226,6 +228,26 @@ pub trait Store: Send + Sync {
     fn put_meta(&self, key: &str, value: &str) -> Result<(), StoreError>;
 }
 
+/// A record of a command that ran at least this long (milliseconds) is flushed to
+/// disk before [`Store::put_record`] returns.
+pub const DURABLE_AFTER_MS: u64 = 1000;
+
+/// Whether [`Store::put_record`] makes a record durable at once. A flush waits for
+/// the disk (0.2–0.5 ms per record on the benchmark machine, `bench/RESULTS.md`), on
+/// the coordinator's critical path: in a chain of one-line stages that was a tenth
+/// of each stage's time. So only the record of a command that ran for a second or
+/// more (redoing it would cost more than the flush) is flushed at once. The others
+/// reach the disk with the next flush: the run's own at its end, or sled's
+/// background flush every 500 ms. A crash can then lose the records of cheap
+/// stages that finished in the last half second; they run again (or are
+/// restored) next time, which is what a missing record means. Restores
+/// (`attempts == 0`) and failures are never worth a flush.
+pub fn worth_flushing(rec: &StageRecord) -> bool {
+    rec.attempts > 0
+        && cacheable(&rec.outcome)
+        && rec.ended_ms.saturating_sub(rec.started_ms) >= DURABLE_AFTER_MS
+}
+
 /// A record's outputs are worth keeping in the run-cache: the command succeeded (a failed
 /// check or gate judges the outputs, it does not make them wrong).
 fn cacheable(o: &Outcome) -> bool {
@@ -239,7 +261,8 @@ fn cacheable(o: &Outcome) -> bool {
 /// The on-disk [`Store`], a sled database in one directory.
 ///
 /// `put_record` writes `last`, `last_ok` and `cache` in one sled transaction
-/// over the three trees (all or nothing), then flushes. `put_run` and
+/// over the three trees (all or nothing), then flushes if the stage was
+/// costly ([`worth_flushing`]). `put_run` and
 /// `remove_cached` flush too; `put_stats`/`remove_stats` do not (the stat
 /// cache is only an optimisation — call [`Store::flush`] when done).
 pub struct SledStore {
@@ -425,7 +448,10 @@ impl Store for SledStore {
             // We never abort the transaction ourselves.
             Err(sled::transaction::TransactionError::Abort(())) => {}
         }
-        self.flush_db()
+        if worth_flushing(rec) {
+            self.flush_db()?;
+        }
+        Ok(())
     }
 
     fn stat_entries(&self) -> Result<Vec<(String, StatEntry)>, StoreError> {
@@ -876,6 +902,63 @@ mod tests {
         assert_eq!(store.last_success("train").unwrap(), Some(r));
         assert_eq!(store.stat_entries().unwrap(), vec![("a".into(), stat(7))]);
         assert_eq!(store.run("r1").unwrap(), Some(json!({"ok": true})));
+    }
+
+    #[test]
+    fn only_costly_successes_are_flushed_at_once() {
+        // `rec` ran for 1 s: its record is worth a flush.
+        let costly = rec("train", "id1", Outcome::Succeeded, "r1");
+        assert!(worth_flushing(&costly));
+        let cheap = StageRecord {
+            ended_ms: costly.started_ms + DURABLE_AFTER_MS - 1,
+            ..costly.clone()
+        };
+        assert!(!worth_flushing(&cheap));
+        let restored = StageRecord {
+            attempts: 0,
+            ..costly.clone()
+        };
+        assert!(!worth_flushing(&restored));
+        let failed = rec(
+            "train",
+            "id1",
+            Outcome::Failed {
+                code: Some(1),
+                signal: None,
+            },
+            "r1",
+        );
+        assert!(!worth_flushing(&failed));
+        // A clock that went backwards is not a long stage.
+        let backwards = StageRecord {
+            ended_ms: costly.started_ms - 5,
+            ..costly
+        };
+        assert!(!worth_flushing(&backwards));
+    }
+
+    #[test]
+    fn unflushed_records_survive_a_clean_close() {
+        // Cheap records are not flushed by `put_record`; closing the store (as every
+        // mlp process does when it ends) writes them out.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state");
+        let mut recs = Vec::new();
+        {
+            let store = SledStore::open(&path).unwrap();
+            for i in 0..50 {
+                let mut r = rec(&format!("s{i}"), &format!("id{i}"), Outcome::Succeeded, "r1");
+                r.ended_ms = r.started_ms + 3;
+                assert!(!worth_flushing(&r));
+                store.put_record(&r).unwrap();
+                recs.push(r);
+            }
+        }
+        let store = SledStore::open(&path).unwrap();
+        for r in &recs {
+            assert_eq!(store.last_success(&r.stage).unwrap().as_ref(), Some(r));
+            assert_eq!(store.cached(&r.identity).unwrap().as_ref(), Some(r));
+        }
     }
 
     #[test]
