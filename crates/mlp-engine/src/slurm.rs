@@ -476,7 +476,9 @@ impl Submission {
             return f;
         }
         let file = self.result_file(jobid);
-        // The command ran to its end: its status is in the result file.
+        // The job ended by itself (or is gone): the command's status is in the result file.
+        // Killed by Slurm (TIMEOUT, CANCELLED...), the job script may still have written
+        // the status its command got from the signal: Slurm's reason says more.
         let normal = ended
             .state
             .as_deref()
@@ -491,7 +493,9 @@ impl Submission {
             }
             std::thread::sleep(Duration::from_millis(100));
         };
-        if let Some((rc, _)) = result {
+        if let Some((rc, _)) = result
+            && (normal || rc == 0)
+        {
             f.exit = Exit::Code(rc);
             return f;
         }
@@ -754,6 +758,7 @@ impl Poller {
                 st.jobs.keys().cloned().collect()
             };
             let seen = squeue(&ids);
+            let asked: HashSet<&str> = ids.iter().map(String::as_str).collect();
             {
                 let mut st = lock(&self.state);
                 if let Some(seen) = seen {
@@ -774,7 +779,7 @@ impl Poller {
                                 };
                             }
                             // Polled before this job was submitted, or forgotten.
-                            None if ids.contains(id) => {
+                            None if asked.contains(id.as_str()) => {
                                 entry.1 += 1;
                                 if entry.1 >= 2 {
                                     entry.0 = Seen::Gone;
