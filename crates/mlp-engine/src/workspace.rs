@@ -6,6 +6,7 @@
 //! .mlp/store/        the sled store: stage records, stat cache, run history
 //! .mlp/cache/        the content-addressed object cache of outputs
 //! .mlp/logs/RUN/     each stage's output, per run
+//! .mlp/slurm/        Slurm job files (STAGE.job) and job results (JOBID.result)
 //! ```
 
 use std::path::{Path, PathBuf};
