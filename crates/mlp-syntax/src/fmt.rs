@@ -6,10 +6,12 @@
 //!   `env`), one-line items (`pipeline`, `params`, `param`, `include`) grouped, keeping one
 //!   blank line where the user left one (also between comments and the item they precede);
 //! - inside a stage, 2-space indent, items in source order, every keyword padded to the
-//!   longest keyword of the stage plus one space; `always`, `frozen`, `promote` and
-//!   `env {` stand alone; no blank lines;
+//!   longest keyword of the stage plus one space; `always`, `frozen`, `promote`, `env {`
+//!   and `executor NAME {` stand alone (`executor NAME` without a block is padded like
+//!   the others); no blank lines;
 //! - `for` bodies indent their stages and follow the top-level blank-line rules;
-//! - `env` blocks: one `NAME = value` per line, `=` aligned;
+//! - `env` blocks and `executor` settings: one `NAME = value` per line, `=` aligned (an
+//!   empty block stays `{}`);
 //! - lists joined with `, `, binary operators between single spaces, parentheses exactly
 //!   where the source has them, numbers, durations and sizes as written;
 //! - strings re-escaped from their decoded text: `\"`, `\\`, `\${` for a literal `${`,
