@@ -37,6 +37,15 @@ fn workspace_of(file: &Path) -> (Workspace, String) {
     (Workspace::new(root), name)
 }
 
+/// `1 stage`, `2 stages`.
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
 fn fail(msg: impl std::fmt::Display) -> u8 {
     eprintln!("{msg}");
     code::FAILED
@@ -121,6 +130,10 @@ pub fn run(cli: &Cli, a: &RunArgs<'_>) -> u8 {
     };
     let mut reporter = progress::reporter(a.json, a.verbose);
     match run::run(&ws, &plan.pipeline, &opts, reporter.as_mut()) {
+        Err(EngineError::Busy(e)) => {
+            eprintln!("mlp: {e}; wait for it to finish, or pass --wait to wait");
+            code::BUSY
+        }
         Ok(report) if report.interrupted => code::INTERRUPTED,
         Ok(report) if report.ok() => code::OK,
         Ok(report) if report.gate_failed() => code::GATE,
@@ -156,7 +169,7 @@ pub fn status(cli: &Cli, json: bool) -> u8 {
         outln!("{:width$}  {}{detail}", s.stage, s.state.label());
     }
     let fresh = states.iter().filter(|s| s.state == State::Fresh).count();
-    eprintln!("{fresh} of {} stages fresh", states.len());
+    eprintln!("{fresh} of {} fresh", plural(states.len(), "stage"));
     code::OK
 }
 
@@ -637,7 +650,11 @@ impl mlp_watch::Ui for WatchUi {
         }
         match e {
             W::Watching { dirs, stages } => {
-                eprintln!("watching {stages} stages ({dirs} directories); Ctrl-C to stop")
+                eprintln!(
+                    "watching {} ({}); Ctrl-C to stop",
+                    plural(*stages, "stage"),
+                    plural(*dirs, "directory").replace("directorys", "directories")
+                )
             }
             W::Changed { paths } => {
                 let shown: Vec<&str> = paths.iter().take(5).map(String::as_str).collect();

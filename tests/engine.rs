@@ -429,9 +429,15 @@ fn a_second_run_fails_at_once_naming_the_holder_or_waits() {
     // Read-only commands say a run is in progress instead of failing obscurely.
     let status = ws.mlp(&["status"]);
     let msg = String::from_utf8_lossy(&status.stderr);
-    assert!(
-        msg.contains("in progress") || status.status.success(),
-        "{msg}"
+    assert_eq!(status.status.code(), Some(4), "{msg}");
+    assert!(msg.contains("in use by mlp run"), "{msg}");
+    // So does a dry run.
+    let dry = ws.mlp(&["run", "--dry-run"]);
+    assert_eq!(
+        dry.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&dry.stderr)
     );
     // --wait waits for it, then finds nothing to do.
     let waited = ws.run(&["--wait"]);
@@ -731,4 +737,27 @@ fn listing_commands_stop_quietly_on_a_closed_pipe() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
+}
+
+#[test]
+fn a_dry_run_changes_nothing() {
+    let ws = chain();
+    ws.run(&[]).assert_ok();
+    ws.write("pipeline.mlp", &CHAIN.replace("param n = 1", "param n = 2"));
+    ws.run(&[]).assert_ok();
+    ws.write("pipeline.mlp", CHAIN);
+    let before = ws.read("out/b.txt");
+    let r = ws.run(&["--dry-run"]);
+    r.assert_ok();
+    assert_eq!(r.with_status("would_run"), names(&["b", "c"]));
+    assert_eq!(ws.read("out/b.txt"), before, "a dry run restored an output");
+    let st: serde_json::Value =
+        serde_json::from_slice(&ws.mlp(&["status", "--json"]).stdout).unwrap();
+    let b = st
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["stage"] == "b")
+        .unwrap();
+    assert!(b["reason"].as_str().unwrap().contains("echo n=1"), "{b}");
 }

@@ -325,3 +325,18 @@ stage retrain {
     });
     assert_eq!(ws.read("model.txt"), "retrained on drift 0.31\n");
 }
+
+#[test]
+fn while_watching_other_commands_are_told_who_holds_the_workspace() {
+    let ws = ws();
+    let w = Watcher::start(&ws, &[]);
+    let run = ws.mlp(&["run"]);
+    assert_eq!(run.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("mlp watch"));
+    let status = ws.mlp(&["status"]);
+    assert_eq!(status.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&status.stderr).contains("in use by mlp watch"));
+    w.stop();
+    // Once it stopped, the workspace is free again.
+    assert!(ws.mlp(&["status"]).status.success());
+}

@@ -25,7 +25,7 @@ pub fn open(ws: &Workspace) -> Result<SledStore, EngineError> {
     }
     if let Some(holder) = lock::holder(&ws.dir) {
         return Err(EngineError::InProgress(format!(
-            "mlp: a run is in progress in this workspace ({holder}); try again when it has finished"
+            "mlp: this workspace is in use by {holder}; try again when it has finished"
         )));
     }
     Ok(ws.open_store()?)

@@ -55,7 +55,7 @@ fn store_for_reading(ws: &Workspace) -> Result<Option<SledStore>, EngineError> {
     }
     if let Some(holder) = lock::holder(&ws.dir) {
         return Err(EngineError::InProgress(format!(
-            "mlp: a run is in progress in this workspace ({holder}); try again when it has finished"
+            "mlp: this workspace is in use by {holder}; try again when it has finished"
         )));
     }
     Ok(Some(ws.open_store()?))
@@ -135,18 +135,26 @@ fn stage_state(
         && l.outcome != Outcome::Succeeded
         && last_ok.as_ref().is_none_or(|ok| ok.ended_ms <= l.ended_ms)
     {
-        return Ok(State::Failed {
-            reason: failure_text(&l.outcome),
-        });
+        let reason = if l.reason.is_empty() {
+            failure_text(&l.outcome)
+        } else {
+            l.reason.clone()
+        };
+        return Ok(State::Failed { reason });
     }
-    let Some(ok) = last_ok else {
-        return Ok(State::NeverRun);
-    };
     if let Some(l) = &last
         && l.fallback_used
     {
         return Ok(State::Stale {
             reason: "its last run used the fallback: the command is tried again".into(),
+        });
+    }
+    let Some(ok) = last_ok else {
+        return Ok(State::NeverRun);
+    };
+    if !s.checks.is_empty() && ok.checks != crate::run::checks_digest(s) {
+        return Ok(State::Stale {
+            reason: "its checks or gates changed: its outputs are judged again".into(),
         });
     }
     if let Some(d) = s.deps.iter().find(|d| {

@@ -25,7 +25,7 @@ pub const LOCK_FILE: &str = "lock";
 #[derive(thiserror::Error, Debug)]
 pub enum LockError {
     /// Someone else holds the lock.
-    #[error("another {holder} holds {}; wait for it or pass --wait", path.display())]
+    #[error("another {holder} holds {}", path.display())]
     Held {
         /// Who holds it, e.g. `mlp run (pid 1234 on host, started 13:05:11 UTC)`.
         holder: String,
@@ -199,7 +199,8 @@ mod tests {
                     msg.contains(&mlp.join("lock").display().to_string()),
                     "{msg}"
                 );
-                assert!(msg.contains("--wait"), "{msg}");
+                // Only `mlp run` has --wait: the hint is the caller's to give.
+                assert!(!msg.contains("--wait"), "{msg}");
             }
             other => panic!("expected Held, got {other:?}"),
         }

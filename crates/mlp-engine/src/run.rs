@@ -66,12 +66,27 @@ pub struct RunControl {
     /// allocates when a database is closed, and reopening races its flusher for the lock.
     keep_store: bool,
     store: Mutex<Option<Arc<SledStore>>>,
+    /// The workspace lock, held for the control's whole life (`mlp watch`).
+    lock: Mutex<Option<lock::WorkspaceLock>>,
 }
 
 impl RunControl {
     /// A control with the process's Ctrl-C handler (installed once per process).
     pub fn new() -> Arc<RunControl> {
         Self::make(false)
+    }
+
+    /// Take the workspace lock for as long as this control lives: its runs do not take
+    /// it again, and other mlp commands see who holds the workspace.
+    pub fn hold_lock(&self, ws: &Workspace, what: &str) -> Result<(), LockError> {
+        ws.create()?;
+        let l = lock::acquire(&ws.dir, what, false)?;
+        *self.lock.lock().unwrap_or_else(|p| p.into_inner()) = Some(l);
+        Ok(())
+    }
+
+    fn holds_lock(&self) -> bool {
+        self.lock.lock().map(|l| l.is_some()).unwrap_or(false)
     }
 
     /// A control for many runs in one process: the store stays open between them.
@@ -101,6 +116,7 @@ impl RunControl {
             running: Mutex::new(HashMap::new()),
             keep_store,
             store: Mutex::new(None),
+            lock: Mutex::new(None),
         })
     }
 
@@ -502,7 +518,16 @@ pub fn run(
     reporter: &mut dyn Reporter,
 ) -> Result<RunReport, EngineError> {
     ws.create()?;
+    let holds = opts.control.as_ref().is_some_and(|c| c.holds_lock());
     let _lock = if opts.dry_run {
+        // A dry run writes nothing, but it reads the store, which a run holds.
+        if !holds && let Some(holder) = lock::holder(&ws.dir) {
+            return Err(EngineError::InProgress(format!(
+                "mlp: this workspace is in use by {holder}; try again when it has finished"
+            )));
+        }
+        None
+    } else if holds {
         None
     } else {
         Some(lock::acquire(&ws.dir, "mlp run", opts.wait)?)
@@ -813,12 +838,20 @@ impl Coordinator<'_> {
                                 self.watch[i] = watch.or_else(|| self.carried(i));
                                 Some(Status::Fresh)
                             }
+                            Decision::Restored { .. } if self.opts.dry_run => {
+                                Some(Status::WouldRun {
+                                    reason:
+                                        "its outputs would come back from the cache (and be judged)"
+                                            .to_string(),
+                                })
+                            }
                             Decision::Restored { mut record, watch } => {
                                 let t = now_ms();
                                 self.times[i] = (t, t);
                                 let st = match self.judge(i, &record.metrics) {
                                     Ok(notes) => {
                                         record.outcome = Outcome::Succeeded;
+                                        record.reason.clear();
                                         self.notes[i] = notes;
                                         self.watch[i] = Some(watch);
                                         self.promote |= self.p.stages[i].promote;
@@ -828,6 +861,7 @@ impl Coordinator<'_> {
                                         record.outcome = Outcome::CheckFailed {
                                             message: reason.clone(),
                                         };
+                                        record.reason = reason.clone();
                                         let st = Status::Failed { reason };
                                         // `finish` reports only what did not fail.
                                         self.reporter.event(&Event::StageFinished {
@@ -849,7 +883,33 @@ impl Coordinator<'_> {
                                 Some(st)
                             }
                             Decision::Skip(reason) => Some(Status::Skipped { reason }),
-                            Decision::Fail(reason) => Some(Status::Failed { reason }),
+                            Decision::Fail(reason) => {
+                                if !self.opts.dry_run {
+                                    // Remembered, so that `mlp status` can say why.
+                                    let t = now_ms();
+                                    self.store.put_record(&StageRecord {
+                                        stage: self.p.stages[i].name.clone(),
+                                        identity: String::new(),
+                                        key: serde_json::Value::Null,
+                                        outputs: Vec::new(),
+                                        outcome: Outcome::Failed {
+                                            code: None,
+                                            signal: None,
+                                        },
+                                        run_id: self.run_id.clone(),
+                                        started_ms: t,
+                                        ended_ms: t,
+                                        attempts: 0,
+                                        cpu_ms: 0,
+                                        max_rss_kb: 0,
+                                        metrics: serde_json::Value::Null,
+                                        fallback_used: false,
+                                        checks: String::new(),
+                                        reason: reason.clone(),
+                                    })?;
+                                }
+                                Some(Status::Failed { reason })
+                            }
                             Decision::Run { key, reason, watch } => {
                                 if self.opts.dry_run {
                                     Some(Status::WouldRun { reason })
@@ -1438,10 +1498,12 @@ impl Coordinator<'_> {
             .finished
             .as_ref()
             .map_or((0, 0), |f| (f.cpu_ms, f.max_rss_kb));
-        let started_ms = done
-            .finished
-            .as_ref()
-            .map_or(self.times[i].0, |f| ms_of(f.started));
+        // From the first attempt: retries and the fallback are part of the stage's time.
+        let started_ms = if self.times[i].0 > 0 {
+            self.times[i].0
+        } else {
+            done.finished.as_ref().map_or(ended, |f| ms_of(f.started))
+        };
         if outcome == Outcome::Succeeded {
             match self.judge(i, &metrics) {
                 Ok(notes) => {
@@ -1456,7 +1518,7 @@ impl Coordinator<'_> {
                 }
             }
         }
-        if done.used_fallback {
+        if done.used_fallback && status.ok() {
             self.notes[i].push("the fallback command produced the outputs".to_string());
         }
         if let Ok(f) = &done.finished {
@@ -1478,6 +1540,10 @@ impl Coordinator<'_> {
             metrics,
             fallback_used: done.used_fallback,
             checks: checks_digest(s),
+            reason: match &status {
+                Status::Failed { reason } => reason.clone(),
+                _ => String::new(),
+            },
         };
         self.store.put_record(&record)?;
         self.records[i] = Some(record);
@@ -2016,7 +2082,7 @@ fn worker(
 
 /// What a stage's checks and gates say, as written: a record judged under other checks is
 /// judged again. Empty for a stage without any.
-fn checks_digest(s: &Stage) -> String {
+pub fn checks_digest(s: &Stage) -> String {
     if s.checks.is_empty() {
         return String::new();
     }

@@ -108,6 +108,9 @@ pub struct StageRecord {
     /// Digest of the checks and gates the record was judged under (empty: none).
     #[serde(default)]
     pub checks: String,
+    /// Why it failed, as the run said it (empty on success).
+    #[serde(default)]
+    pub reason: String,
 }
 
 /// One stat-cache entry: a file's stat fingerprint and its content digest.
@@ -716,6 +719,7 @@ mod tests {
             metrics: serde_json::Value::Null,
             fallback_used: false,
             checks: String::new(),
+            reason: String::new(),
         }
     }
 
@@ -947,7 +951,12 @@ mod tests {
         {
             let store = SledStore::open(&path).unwrap();
             for i in 0..50 {
-                let mut r = rec(&format!("s{i}"), &format!("id{i}"), Outcome::Succeeded, "r1");
+                let mut r = rec(
+                    &format!("s{i}"),
+                    &format!("id{i}"),
+                    Outcome::Succeeded,
+                    "r1",
+                );
                 r.ended_ms = r.started_ms + 3;
                 assert!(!worth_flushing(&r));
                 store.put_record(&r).unwrap();

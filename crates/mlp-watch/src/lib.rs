@@ -211,6 +211,14 @@ pub fn watch(opts: WatchOptions, ui: &dyn Ui) -> u8 {
     let ws = Workspace::new(&root);
     let root = ws.root.clone();
     let control = RunControl::long_lived();
+    // The workspace is ours while we watch: another `mlp run` is told who holds it (and
+    // `--wait` waits for us), read-only commands say so too.
+    if let Err(e) = control.hold_lock(&ws, "mlp watch") {
+        ui.event(&WatchEvent::RunError {
+            message: e.to_string(),
+        });
+        return 4;
+    }
     let mut run_opts = opts.run.clone();
     run_opts.control = Some(Arc::clone(&control));
     // An edit must not stop the branches it does not touch.
