@@ -38,12 +38,25 @@ def register(model_path, meta=None):
 
 
 def current():
-    """The version serving production traffic, or None before the first promotion."""
+    """The version serving production traffic, or None before the first promotion.
+
+    registry/current is the promote stage's declared output, and mlp removes a stage's
+    outputs before its command runs: while promoting, the registry's history (the last
+    `promote` it logged) still says what was serving."""
     try:
         with open(CURRENT) as f:
             return f.read().strip() or None
     except FileNotFoundError:
+        pass
+    try:
+        with open(os.path.join(ROOT, "history.log")) as f:
+            promoted = [l.split() for l in f if l.split()[1:2] == ["promote"]]
+    except FileNotFoundError:
         return None
+    for field in reversed(promoted[-1][2:]) if promoted else []:
+        if field.startswith("version="):
+            return field.split("=", 1)[1]
+    return None
 
 
 def canary():
