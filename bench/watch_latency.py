@@ -24,8 +24,10 @@ os.makedirs(f"{d}/src")
 for i in range(20):
     open(f"{d}/src/{i}.txt", "w").write("0\n")
 
+import atexit
 p = subprocess.Popen([mlp, "watch", "--json", "-j", "2"], cwd=d, stdout=subprocess.PIPE,
                      stderr=open(f"{d}/watch.err", "w"), text=True)
+atexit.register(lambda: p.poll() is None and p.kill())
 events = queue.Queue()
 threading.Thread(target=lambda: [events.put(json.loads(l)) for l in p.stdout if l.startswith("{")], daemon=True).start()
 
