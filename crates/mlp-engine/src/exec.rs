@@ -336,7 +336,8 @@ pub fn run(job: &Job, id: u64, table: &ProcessTable) -> io::Result<Finished> {
     }
     let log = open_log(&job.log, job.append_log)?;
 
-    let mut cmd = Command::new("sh");
+    // The shell by its path: no $PATH search (eight failed execve calls) per stage.
+    let mut cmd = Command::new("/bin/sh");
     cmd.arg("-c")
         .arg(&job.command)
         .current_dir(&job.cwd)

@@ -617,6 +617,7 @@ pub fn run(
         notes: vec![Vec::new(); pipeline.stages.len()],
         baseline: baseline(store)?,
         promote: false,
+        pending: Vec::new(),
     };
     c.schedule(jobs, total, &control, &interrupted)?;
 
@@ -748,6 +749,8 @@ struct Coordinator<'a> {
     baseline: Option<(String, serde_json::Value)>,
     /// A `promote` stage succeeded in this run.
     promote: bool,
+    /// Records of finished stages not yet written (see `write_pending`).
+    pending: Vec<StageRecord>,
 }
 
 #[derive(PartialEq, Eq, PartialOrd, Ord)]
@@ -981,7 +984,12 @@ impl Coordinator<'_> {
                     }
                     continue;
                 }
-                // 3. Wait for a worker.
+                // 3. Wait for a worker. The records of what finished are written now,
+                //    after the stages they unblocked were handed out: the store's
+                //    transaction is off the critical path.
+                if let Err(e) = self.write_pending() {
+                    break Err(e);
+                }
                 let Ok(done) = done_rx.recv() else {
                     break Ok(());
                 };
@@ -995,7 +1003,8 @@ impl Coordinator<'_> {
                 self.finish(i, st, &dependents, &mut remaining, &mut evaluable);
             };
             drop(task_tx);
-            result
+            let written = self.write_pending();
+            result.and(written)
         })?;
         // Everything selected that never got a status did not run.
         for i in 0..n {
@@ -1545,7 +1554,7 @@ impl Coordinator<'_> {
                 _ => String::new(),
             },
         };
-        self.store.put_record(&record)?;
+        self.pending.push(record.clone());
         self.records[i] = Some(record);
         // A fallback's outputs serve this run only: no snapshot entry, so the next run
         // tries the command again.
@@ -1637,6 +1646,14 @@ impl Coordinator<'_> {
             "order": self.p.order.iter().map(|&i| self.p.stages[i].name.clone()).collect::<Vec<_>>(),
             "stages": stages,
         }))
+    }
+
+    /// Write the records of stages that finished since the last call.
+    fn write_pending(&mut self) -> Result<(), EngineError> {
+        for r in std::mem::take(&mut self.pending) {
+            self.store.put_record(&r)?;
+        }
+        Ok(())
     }
 
     /// A failure handler: `when failed(x)`.
