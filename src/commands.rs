@@ -46,6 +46,21 @@ fn plural(n: usize, word: &str) -> String {
     }
 }
 
+/// The `--set` overrides and the pipeline file; on a problem, the exit code after saying it.
+fn sets_and_file(cli: &Cli, set: &[String]) -> Result<(Vec<(String, String)>, PathBuf), u8> {
+    let sets = parse_sets(set).map_err(|m| {
+        eprintln!("{m}");
+        code::USAGE
+    })?;
+    let file = pipeline_file(cli).map_err(fail)?;
+    Ok((sets, file))
+}
+
+/// `-j` by default: the number of CPUs.
+fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 fn fail(msg: impl std::fmt::Display) -> u8 {
     eprintln!("{msg}");
     code::FAILED
@@ -71,16 +86,9 @@ fn engine_error(e: EngineError) -> u8 {
 
 pub fn run(cli: &Cli, a: &RunArgs<'_>) -> u8 {
     let t0 = Instant::now();
-    let sets = match parse_sets(a.set) {
-        Ok(s) => s,
-        Err(m) => {
-            eprintln!("{m}");
-            return code::USAGE;
-        }
-    };
-    let file = match pipeline_file(cli) {
-        Ok(f) => f,
-        Err(m) => return fail(m),
+    let (sets, file) = match sets_and_file(cli, a.set) {
+        Ok(x) => x,
+        Err(c) => return c,
     };
     let (ws, name) = workspace_of(&file);
     if a.jobs == Some(0) {
@@ -107,9 +115,7 @@ pub fn run(cli: &Cli, a: &RunArgs<'_>) -> u8 {
         Ok(p) => p,
         Err(c) => return c,
     };
-    let jobs = a
-        .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let jobs = a.jobs.unwrap_or_else(default_jobs);
     if jobs == 0 {
         eprintln!("mlp: `-j 0`: give at least one job slot");
         return code::USAGE;
@@ -690,19 +696,12 @@ pub fn watch(
     json: bool,
     executor: Option<mlp_plan::ExecutorKind>,
 ) -> u8 {
-    let sets = match parse_sets(set) {
-        Ok(s) => s,
-        Err(m) => {
-            eprintln!("{m}");
-            return code::USAGE;
-        }
-    };
-    let file = match pipeline_file(cli) {
-        Ok(f) => f,
-        Err(m) => return fail(m),
+    let (sets, file) = match sets_and_file(cli, set) {
+        Ok(x) => x,
+        Err(c) => return c,
     };
     let (_, name) = workspace_of(&file);
-    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let jobs = jobs.unwrap_or_else(default_jobs);
     let opts = mlp_watch::WatchOptions {
         file,
         run: RunOptions {
