@@ -1556,14 +1556,7 @@ impl Lowerer {
                         shown.push(n);
                     }
                 }
-                format!(
-                    "the stages are: {}",
-                    shown
-                        .iter()
-                        .map(|n| format!("`{n}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
+                format!("the stages are: {}", backticked(&shown))
             }
         });
         self.err(
@@ -1580,14 +1573,7 @@ impl Lowerer {
             if names.is_empty() {
                 format!("`{stage}` has no named outputs: name one with `out name = \"path\"`")
             } else {
-                format!(
-                    "`{stage}` has {}",
-                    names
-                        .iter()
-                        .map(|n| format!("`{n}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
+                format!("`{stage}` has {}", backticked(&names))
             }
         });
         self.err(
@@ -2167,7 +2153,7 @@ impl Lowerer {
                         if names.is_empty() {
                             format!("`{head}` declares no named metrics: add `metrics NAME = \"file.json\"` to it")
                         } else {
-                            format!("`{head}` has metrics {}", names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "))
+                            format!("`{head}` has metrics {}", backticked(&names))
                         }
                     });
                     self.err(
@@ -2402,6 +2388,15 @@ fn valid_name(n: &str) -> bool {
 }
 
 /// `./a//b/` → `a/b`; `a/../b` → `b`. Keeps a leading `/` and leading `..`.
+/// `` `a`, `b`, `c` `` for a help line.
+fn backticked<S: AsRef<str>>(names: &[S]) -> String {
+    names
+        .iter()
+        .map(|n| format!("`{}`", n.as_ref()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 pub fn normalize(p: &str) -> String {
     // Most paths are normal already: no empty, `.` or `..` component.
     if !p.is_empty() && p.split('/').all(|c| !matches!(c, "" | "." | "..")) {
