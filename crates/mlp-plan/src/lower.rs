@@ -1861,11 +1861,11 @@ impl Lowerer {
                 Diagnostic::new(
                     "E0112",
                     format!(
-                        "a condition must be true or false, but this is a {}",
-                        ty.name()
+                        "a condition must be true or false, but this is {}",
+                        crate::expr::article(ty.name())
                     ),
                 )
-                .at(r.file, e.span, format!("a {}", ty.name()))
+                .at(r.file, e.span, crate::expr::article(ty.name()))
                 .help("compare it: `x > 0.5`, `x == \"ok\"`"),
             );
             return None;

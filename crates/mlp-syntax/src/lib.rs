@@ -12,37 +12,10 @@ pub use error::SyntaxError;
 pub use fmt::format;
 pub use parser::{parse, parse_expr, parse_fast, parse_with_pest};
 
-/// Every reserved word of the language.
-pub const KEYWORDS: &[&str] = &[
-    "pipeline",
-    "params",
-    "param",
-    "env",
-    "stage",
-    "for",
-    "include",
-    "in",
-    "out",
-    "metrics",
-    "after",
-    "run",
-    "check",
-    "gate",
-    "when",
-    "every",
-    "timeout",
-    "retry",
-    "fallback",
-    "resources",
-    "executor",
-    "always",
-    "frozen",
-    "promote",
-    "true",
-    "false",
-];
-
-/// Whether `word` is reserved.
+/// Every reserved word of the language: the item keywords (`ast::TOP_KEYWORDS`,
+/// `ast::STAGE_KEYWORDS`) and the two boolean literals.
 pub fn is_keyword(word: &str) -> bool {
-    KEYWORDS.contains(&word)
+    ast::TOP_KEYWORDS.contains(&word)
+        || ast::STAGE_KEYWORDS.contains(&word)
+        || matches!(word, "true" | "false")
 }
