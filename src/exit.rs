@@ -45,10 +45,24 @@ impl ExitStatus {
 
 /// Print an error of the binary or the engine on stderr: `mlp: {message}`.
 pub fn error(message: impl Display) {
+    print_error(None, message);
+}
+
+/// Print an error that one command reports and goes on after (a file `mlp fmt` cannot
+/// read, a run `mlp watch` could not start): `mlp {command}: {message}`.
+pub fn command_error(command: &str, message: impl Display) {
+    print_error(Some(command), message);
+}
+
+/// The one place the binary's `mlp: ` prefix is written.
+fn print_error(command: Option<&str>, message: impl Display) {
     let message = message.to_string();
     // merge: drop this strip once no engine message carries the prefix
     let message = message.strip_prefix("mlp: ").unwrap_or(&message);
-    eprintln!("mlp: {message}");
+    match command {
+        None => eprintln!("mlp: {message}"),
+        Some(c) => eprintln!("mlp {c}: {message}"),
+    }
 }
 
 /// Print an engine error and choose the exit status its kind calls for.

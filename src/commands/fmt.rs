@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use crate::cli::{Cli, FmtArgs};
 use crate::diagnostics;
-use crate::exit::ExitStatus;
+use crate::exit::{self, ExitStatus};
 use crate::pipeline_file;
 
 pub fn fmt(cli: &Cli, args: &FmtArgs) -> ExitStatus {
@@ -23,15 +23,15 @@ pub fn fmt(cli: &Cli, args: &FmtArgs) -> ExitStatus {
             Ok(b) => b,
             Err(e) => {
                 errors += 1;
-                eprintln!("mlp fmt: cannot read {}: {e}", f.display());
+                exit::command_error("fmt", format!("cannot read {}: {e}", f.display()));
                 continue;
             }
         };
         let Ok(text) = String::from_utf8(bytes) else {
             errors += 1;
-            eprintln!(
-                "mlp fmt: {} is not UTF-8 text; save it as UTF-8",
-                f.display()
+            exit::command_error(
+                "fmt",
+                format!("{} is not UTF-8 text; save it as UTF-8", f.display()),
             );
             continue;
         };
@@ -52,7 +52,7 @@ pub fn fmt(cli: &Cli, args: &FmtArgs) -> ExitStatus {
             outln!("{}", f.display());
         } else if let Err(e) = write_atomic(f, &out) {
             errors += 1;
-            eprintln!("mlp fmt: cannot write {}: {e}", f.display());
+            exit::command_error("fmt", format!("cannot write {}: {e}", f.display()));
         }
     }
     if errors > 0 {

@@ -5,7 +5,7 @@ use mlp_engine::run::{self, RunOptions};
 use crate::cli::{Cli, ExecutorArg, WatchArgs};
 use crate::commands::run::default_jobs;
 use crate::diagnostics;
-use crate::exit::ExitStatus;
+use crate::exit::{self, ExitStatus};
 use crate::human::plural;
 use crate::pipeline_file::{sets_and_file, workspace_of};
 use crate::progress;
@@ -89,7 +89,7 @@ impl mlp_watch::Ui for WatchUi {
                 "the pipeline has {errors} error{}; watching until it is fixed",
                 if *errors == 1 { "" } else { "s" }
             ),
-            W::RunError { message } => eprintln!("mlp watch: {message}"),
+            W::RunError { message } => exit::command_error("watch", message),
             W::Stopped => eprintln!("stopped"),
         }
     }
