@@ -25,8 +25,29 @@ pub enum ExitStatus {
     Busy = 4,
     /// `mlp fmt --check`: a file is not formatted.
     Unformatted = 5,
-    /// Interrupted (Ctrl-C).
+    /// Interrupted (Ctrl-C, SIGTERM, SIGHUP); also how `mlp watch` ends.
     Interrupted = 130,
+}
+
+impl ExitStatus {
+    const ALL: [ExitStatus; 7] = [
+        ExitStatus::Success,
+        ExitStatus::Failure,
+        ExitStatus::Usage,
+        ExitStatus::CheckFailed,
+        ExitStatus::Busy,
+        ExitStatus::Unformatted,
+        ExitStatus::Interrupted,
+    ];
+
+    /// The status a numeric code stands for (`mlp watch` returns a code); any other code
+    /// is a failure.
+    pub fn from_code(code: u8) -> ExitStatus {
+        Self::ALL
+            .into_iter()
+            .find(|s| *s as u8 == code)
+            .unwrap_or(ExitStatus::Failure)
+    }
 }
 
 impl From<ExitStatus> for ExitCode {

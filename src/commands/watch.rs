@@ -35,12 +35,7 @@ pub fn watch(cli: &Cli, args: &WatchArgs) -> ExitStatus {
         verbose: args.verbose,
     };
     // The watcher says its own errors (as events, below) and returns its exit code.
-    match mlp_watch::watch(opts, &ui) {
-        0 => ExitStatus::Success,
-        4 => ExitStatus::Busy,
-        130 => ExitStatus::Interrupted,
-        _ => ExitStatus::Failure,
-    }
+    ExitStatus::from_code(mlp_watch::watch(opts, &ui))
 }
 
 /// What the watcher shows: the run's progress as `mlp run` shows it, and its own events.
