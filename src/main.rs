@@ -1,4 +1,7 @@
 //! `mlp`: the command line.
+//!
+//! `cli` holds the clap types, `commands/` one file per command; `main` maps the command's
+//! [`ExitStatus`](exit::ExitStatus) to the process's exit code.
 
 /// `println!` that stops quietly when stdout is closed (`mlp runs | head`) instead of
 /// panicking on a broken pipe.
@@ -28,10 +31,17 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod cli;
 mod commands;
+mod diagnostics;
+mod exit;
+mod human;
+mod pipeline_file;
 mod progress;
 
 use std::process::ExitCode;
 
+use clap::Parser;
+
 fn main() -> ExitCode {
-    cli::main()
+    let cli = cli::Cli::parse();
+    commands::dispatch(&cli).into()
 }

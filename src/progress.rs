@@ -97,26 +97,13 @@ impl Human {
     }
 }
 
+// One arm per event, each a method below: a new event (a warning, a notice) is one more
+// arm, printed with `self.line` so it does not garble the live line.
 impl Reporter for Human {
     fn event(&mut self, e: &Event) {
         match e {
-            Event::Start { run, stages } => {
-                self.total = *stages;
-                self.started = Instant::now();
-                if self.bar.is_none() {
-                    eprintln!(
-                        "run {} : {stages} stage{}",
-                        run.trim_start_matches('0'),
-                        if *stages == 1 { "" } else { "s" }
-                    );
-                }
-            }
-            Event::StageStarted { stage, .. } => {
-                self.running.insert(stage.clone(), Instant::now());
-                if self.bar.is_none() {
-                    eprintln!("  > {stage}");
-                }
-            }
+            Event::Start { run, stages } => self.start(run, *stages),
+            Event::StageStarted { stage, .. } => self.stage_started(stage),
             Event::StageFinished {
                 stage,
                 status,
@@ -124,79 +111,109 @@ impl Reporter for Human {
                 ended_ms,
                 log,
                 notes,
-            } => {
-                self.running.remove(stage);
-                self.done += 1;
-                *self.counts.entry(status.label()).or_default() += 1;
-                let took = human_ms(ended_ms.saturating_sub(*started_ms));
-                match status {
-                    Status::Fresh => {}
-                    Status::Restored => {
-                        self.line(&format!("  ↺ {stage} (restored from the cache)"))
-                    }
-                    Status::Ran { attempts } if *attempts > 1 => {
-                        self.line(&format!("  ✓ {stage} ({took}, {attempts} attempts)"))
-                    }
-                    Status::Ran { .. } => self.line(&format!("  ✓ {stage} ({took})")),
-                    Status::WouldRun { reason } => {
-                        self.line(&format!("  • {stage} would run: {reason}"))
-                    }
-                    Status::Skipped { reason } => {
-                        self.line(&format!("  - {stage} skipped: {reason}"))
-                    }
-                    Status::NotRun => {}
-                    Status::Interrupted => {
-                        self.line(&format!("  ✗ {stage} interrupted after {took}"))
-                    }
-                    Status::Failed { reason } => {
-                        let mut msg = format!("  ✗ {stage} failed: {reason}");
-                        if let Some(log) = log {
-                            let tail = tail(Path::new(log), LOG_TAIL);
-                            if !tail.is_empty() {
-                                msg.push_str(&format!("\n    ── last lines of {log} ──"));
-                                for l in tail {
-                                    msg.push_str("\n    │ ");
-                                    msg.push_str(&l);
-                                }
-                            }
-                        }
-                        self.line(&msg);
-                    }
-                }
-                for n in notes {
-                    self.line(&format!("    note: {n}"));
-                }
-                self.refresh();
-            }
+            } => self.stage_finished(
+                stage,
+                status,
+                ended_ms.saturating_sub(*started_ms),
+                log.as_deref(),
+                notes,
+            ),
             Event::Finish {
                 run,
                 ok,
                 elapsed_ms,
-            } => {
-                if let Some(b) = self.bar.take() {
-                    b.finish_and_clear();
+            } => self.finish(run, *ok, *elapsed_ms),
+        }
+    }
+}
+
+impl Human {
+    fn start(&mut self, run: &str, stages: usize) {
+        self.total = stages;
+        self.started = Instant::now();
+        if self.bar.is_none() {
+            eprintln!(
+                "run {} : {stages} stage{}",
+                run.trim_start_matches('0'),
+                if stages == 1 { "" } else { "s" }
+            );
+        }
+    }
+
+    fn stage_started(&mut self, stage: &str) {
+        self.running.insert(stage.to_string(), Instant::now());
+        if self.bar.is_none() {
+            eprintln!("  > {stage}");
+        }
+    }
+
+    fn stage_finished(
+        &mut self,
+        stage: &str,
+        status: &Status,
+        took_ms: u64,
+        log: Option<&str>,
+        notes: &[String],
+    ) {
+        self.running.remove(stage);
+        self.done += 1;
+        *self.counts.entry(status.label()).or_default() += 1;
+        let took = human_ms(took_ms);
+        match status {
+            Status::Fresh => {}
+            Status::Restored => self.line(&format!("  ↺ {stage} (restored from the cache)")),
+            Status::Ran { attempts } if *attempts > 1 => {
+                self.line(&format!("  ✓ {stage} ({took}, {attempts} attempts)"))
+            }
+            Status::Ran { .. } => self.line(&format!("  ✓ {stage} ({took})")),
+            Status::WouldRun { reason } => self.line(&format!("  • {stage} would run: {reason}")),
+            Status::Skipped { reason } => self.line(&format!("  - {stage} skipped: {reason}")),
+            Status::NotRun => {}
+            Status::Interrupted => self.line(&format!("  ✗ {stage} interrupted after {took}")),
+            Status::Failed { reason } => {
+                let mut msg = format!("  ✗ {stage} failed: {reason}");
+                if let Some(log) = log {
+                    let tail = tail(Path::new(log), LOG_TAIL);
+                    if !tail.is_empty() {
+                        msg.push_str(&format!("\n    ── last lines of {log} ──"));
+                        for l in tail {
+                            msg.push_str("\n    │ ");
+                            msg.push_str(&l);
+                        }
+                    }
                 }
-                if *ok && self.counts.keys().all(|k| *k == "fresh") {
-                    eprintln!(
-                        "nothing to do: every stage is up to date ({})",
-                        human_ms(*elapsed_ms)
-                    );
-                    return;
-                }
-                let summary: Vec<String> = self
-                    .counts
-                    .iter()
-                    .map(|(k, v)| format!("{v} {k}"))
-                    .collect();
-                eprintln!(
-                    "run {} {} in {}: {}",
-                    run.trim_start_matches('0'),
-                    if *ok { "succeeded" } else { "FAILED" },
-                    human_ms(*elapsed_ms),
-                    summary.join(", ")
-                );
+                self.line(&msg);
             }
         }
+        for n in notes {
+            self.line(&format!("    note: {n}"));
+        }
+        self.refresh();
+    }
+
+    fn finish(&mut self, run: &str, ok: bool, elapsed_ms: u64) {
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
+        if ok && self.counts.keys().all(|k| *k == "fresh") {
+            eprintln!(
+                "nothing to do: every stage is up to date ({})",
+                human_ms(elapsed_ms)
+            );
+            return;
+        }
+        let summary: Vec<String> = self
+            .counts
+            .iter()
+            .map(|(k, v)| format!("{v} {k}"))
+            .collect();
+        eprintln!(
+            "run {} {} in {}: {}",
+            run.trim_start_matches('0'),
+            if ok { "succeeded" } else { "FAILED" },
+            human_ms(elapsed_ms),
+            summary.join(", ")
+        );
     }
 }
 

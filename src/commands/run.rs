@@ -1,0 +1,76 @@
+//! `mlp run`: run what is stale.
+
+use std::time::Instant;
+
+use mlp_engine::run::{self, EngineError, RunOptions};
+
+use crate::cli::{Cli, ExecutorArg, RunArgs};
+use crate::exit::{self, ExitStatus};
+use crate::pipeline_file::{load, sets_and_file, workspace_of};
+use crate::progress;
+
+/// `-j` by default: the number of CPUs.
+pub fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+pub fn run(cli: &Cli, a: &RunArgs) -> ExitStatus {
+    let t0 = Instant::now();
+    let (sets, file) = match sets_and_file(cli, &a.set) {
+        Ok(x) => x,
+        Err(status) => return status,
+    };
+    let (ws, name) = workspace_of(&file);
+    if a.jobs == Some(0) {
+        return ExitStatus::Usage.error("`-j 0`: give at least one job slot");
+    }
+    // The no-op path: the snapshot alone proves every stage fresh; no parsing, no store.
+    let plain = sets.is_empty() && a.stages.is_empty() && a.force.is_empty() && !a.dry_run;
+    if plain && run::nothing_to_do(&ws, &name) {
+        if a.json {
+            outln!(
+                "{}",
+                serde_json::json!({"event": "finish", "run": null, "ok": true, "nothing_to_do": true, "elapsed_ms": t0.elapsed().as_millis() as u64})
+            );
+        } else {
+            eprintln!(
+                "nothing to do: every stage is up to date ({})",
+                run::human_ms(t0.elapsed().as_millis() as u64)
+            );
+        }
+        return ExitStatus::Success;
+    }
+    let plan = match load(cli, sets.clone(), false) {
+        Ok(p) => p,
+        Err(status) => return status,
+    };
+    let jobs = a.jobs.unwrap_or_else(default_jobs);
+    if jobs == 0 {
+        return ExitStatus::Usage.error("`-j 0`: give at least one job slot");
+    }
+    let opts = RunOptions {
+        targets: a.stages.clone(),
+        downstream: a.downstream,
+        jobs,
+        keep_going: a.keep_going,
+        dry_run: a.dry_run,
+        force: a.force.clone(),
+        verbose: a.verbose,
+        wait: a.wait,
+        overrides: sets,
+        pipeline_file: name,
+        control: None,
+        executor: a.executor.map(ExecutorArg::kind),
+    };
+    let mut reporter = progress::reporter(a.json, a.verbose);
+    match run::run(&ws, &plan.pipeline, &opts, reporter.as_mut()) {
+        Err(EngineError::Busy(e)) => ExitStatus::Busy.error(format!(
+            "{e}; wait for it to finish, or pass --wait to wait"
+        )),
+        Ok(report) if report.interrupted => ExitStatus::Interrupted,
+        Ok(report) if report.ok() => ExitStatus::Success,
+        Ok(report) if report.gate_failed() => ExitStatus::CheckFailed,
+        Ok(_) => ExitStatus::Failure,
+        Err(e) => exit::engine_error(e),
+    }
+}

@@ -1,0 +1,39 @@
+//! `mlp status`: every stage, fresh or stale (with the first reason), never run, or failed.
+
+use mlp_engine::inspect::{self, State};
+
+use crate::cli::{Cli, StatusArgs};
+use crate::exit::{self, ExitStatus};
+use crate::human::plural;
+use crate::pipeline_file::{self, load, workspace_of};
+
+pub fn status(cli: &Cli, args: &StatusArgs) -> ExitStatus {
+    let plan = match load(cli, Vec::new(), args.json) {
+        Ok(p) => p,
+        Err(status) => return status,
+    };
+    let file = pipeline_file::find(cli).unwrap_or_default();
+    let (ws, name) = workspace_of(&file);
+    let states = match inspect::status(&ws, &plan.pipeline, &name) {
+        Ok(s) => s,
+        Err(e) => return exit::engine_error(e),
+    };
+    if args.json {
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&states).unwrap_or_default()
+        );
+        return ExitStatus::Success;
+    }
+    let width = states.iter().map(|s| s.stage.len()).max().unwrap_or(0);
+    for s in &states {
+        let detail = match &s.state {
+            State::Stale { reason } | State::Failed { reason } => format!(": {reason}"),
+            _ => String::new(),
+        };
+        outln!("{:width$}  {}{detail}", s.stage, s.state.label());
+    }
+    let fresh = states.iter().filter(|s| s.state == State::Fresh).count();
+    eprintln!("{fresh} of {} fresh", plural(states.len(), "stage"));
+    ExitStatus::Success
+}

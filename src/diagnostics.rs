@@ -1,0 +1,28 @@
+//! Printing the planner's diagnostics: rendered on stderr, or as JSON on stdout.
+
+use std::io::IsTerminal;
+
+use mlp_plan::{Diagnostics, Style};
+
+/// Diagnostics go to stderr: graphical with colour on a terminal, without colour when
+/// `NO_COLOR` is set or stderr is not a terminal.
+pub fn style() -> Style {
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    if !no_color && std::io::stderr().is_terminal() {
+        Style::Color
+    } else {
+        Style::Plain
+    }
+}
+
+/// Print diagnostics: pretty JSON on stdout with `--json`, rendered on stderr otherwise.
+pub fn report(d: &Diagnostics, json: bool) {
+    if json {
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&d.to_json()).unwrap_or_default()
+        );
+    } else {
+        eprint!("{}", d.render(style()));
+    }
+}
