@@ -1,7 +1,7 @@
 //! Items: the top-level ones (`pipeline`, `params`, `param`, `env`, `executor`, `stage`,
 //! `for`, `include`) and a stage's items.
 
-use super::cursor::{P, R, is_name_start};
+use super::cursor::{GiveUp, P, R, is_name_start};
 use crate::ast::*;
 
 impl P<'_> {
@@ -37,12 +37,23 @@ impl P<'_> {
                 self.skip();
                 ItemKind::Include(self.string()?)
             }
-            _ => return Err(self.no("item that is not a known item keyword")),
+            // An unknown word is an `unknown_item` to pest, kept for the checker to report.
+            _ => return Err(self.unknown("unknown item keyword", "item")),
         };
         Ok(Item {
             kind,
             span: Span::new(start, self.i),
         })
+    }
+
+    /// Giving up on what stands at `i` where an item should: a word that is no keyword
+    /// here (`unknown`, which pest reads as an `unknown_item`), or anything else (`other`).
+    fn unknown(&self, unknown: &'static str, other: &'static str) -> GiveUp {
+        if self.peek().is_some_and(is_name_start) {
+            self.no(unknown)
+        } else {
+            self.no(other)
+        }
     }
 
     /// `env_block = { kw_env ~ "{" ~ env_pair* ~ "}" }`, `env_pair = { name ~ "=" ~ scalar }`.
@@ -133,7 +144,9 @@ impl P<'_> {
             let kind = match self.word() {
                 "stage" => ItemKind::Stage(self.stage()?),
                 "for" => ItemKind::For(self.for_loop()?),
-                _ => return Err(self.no("for loop item that is not `stage` or `for`")),
+                _ => {
+                    return Err(self.unknown("unknown item keyword in a for loop", "for loop item"));
+                }
             };
             items.push(Item {
                 kind,
@@ -245,7 +258,7 @@ impl P<'_> {
             "resources" => K::Resources(self.list_of(Self::resource)?),
             _ => {
                 self.i = start;
-                return Err(self.no("stage item that is not a known stage keyword"));
+                return Err(self.unknown("unknown stage item keyword", "stage item"));
             }
         };
         Ok(StageItem {
