@@ -1,4 +1,4 @@
-//! Errors from the [`ObjectCache`](super::ObjectCache).
+//! Errors from the `ObjectCache`.
 
 use std::io;
 use std::path::{Path, PathBuf};

@@ -1,4 +1,4 @@
-//! Errors from a [`Store`](super::Store).
+//! Errors from a `Store`.
 
 use std::path::PathBuf;
 
