@@ -20,12 +20,12 @@ use crate::workspace::Workspace;
 pub fn open(ws: &Workspace) -> Result<SledStore, EngineError> {
     if !ws.store_path().exists() {
         return Err(EngineError::Usage(
-            "mlp: no runs yet in this workspace; `mlp run` records one".into(),
+            "no runs yet in this workspace; `mlp run` records one".into(),
         ));
     }
     if let Some(holder) = lock::holder(&ws.dir) {
         return Err(EngineError::InProgress(format!(
-            "mlp: this workspace is in use by {holder}; try again when it has finished"
+            "this workspace is in use by {holder}; try again when it has finished"
         )));
     }
     Ok(ws.open_store()?)
@@ -38,20 +38,20 @@ pub fn resolve(store: &SledStore, name: &str) -> Result<String, EngineError> {
             .runs()?
             .last()
             .map(|(k, _)| k.clone())
-            .ok_or_else(|| EngineError::Usage("mlp: no runs yet".into()))?,
+            .ok_or_else(|| EngineError::Usage("no runs yet".into()))?,
         "baseline" => store.meta(BASELINE)?.ok_or_else(|| {
-            EngineError::Usage("mlp: no baseline yet: a run with a successful `promote` stage, or `mlp promote RUN`, sets it".into())
+            EngineError::Usage("no baseline yet: a run with a successful `promote` stage, or `mlp promote RUN`, sets it".into())
         })?,
         n if !n.is_empty() && n.len() <= 8 && n.bytes().all(|b| b.is_ascii_digit()) => format!("{:08}", n.parse::<u64>().unwrap_or(0)),
         other => {
             return Err(EngineError::Usage(format!(
-                "mlp: `{other}` is not a run: give its number (as `mlp runs` lists it), `last` or `baseline`"
+                "`{other}` is not a run: give its number (as `mlp runs` lists it), `last` or `baseline`"
             )));
         }
     };
     if store.run(&id)?.is_none() {
         return Err(EngineError::Usage(format!(
-            "mlp: there is no run {} (see `mlp runs`)",
+            "there is no run {} (see `mlp runs`)",
             short(&id)
         )));
     }
@@ -179,7 +179,7 @@ pub fn diff(
                 let pos = runs.iter().position(|(k, _)| *k == b_id).unwrap_or(0);
                 if pos == 0 {
                     return Err(EngineError::Usage(format!(
-                        "mlp: nothing to compare run {} with: there is no baseline and no earlier run",
+                        "nothing to compare run {} with: there is no baseline and no earlier run",
                         short(&b_id)
                     )));
                 }
@@ -226,7 +226,7 @@ pub fn promote(ws: &Workspace, name: &str) -> Result<String, EngineError> {
     let run = store.run(&id)?.unwrap_or_default();
     if !run["ok"].as_bool().unwrap_or(false) {
         return Err(EngineError::Usage(format!(
-            "mlp: run {} did not succeed; only a successful run can be the baseline",
+            "run {} did not succeed; only a successful run can be the baseline",
             short(&id)
         )));
     }
@@ -280,7 +280,7 @@ pub fn checkout(ws: &Workspace, name: &str) -> Result<Checkout, EngineError> {
         .collect();
     if !missing.is_empty() {
         return Err(EngineError::Usage(format!(
-            "mlp: run {} cannot be checked out: the cache no longer has {} (removed by `mlp gc`); nothing was changed",
+            "run {} cannot be checked out: the cache no longer has {} (removed by `mlp gc`); nothing was changed",
             short(&id),
             missing
                 .iter()
@@ -312,7 +312,7 @@ pub fn checkout(ws: &Workspace, name: &str) -> Result<Checkout, EngineError> {
         }
         cache
             .restore(&want, &ws.root.join(&o.path))
-            .map_err(|e| EngineError::Usage(format!("mlp: cannot restore `{}`: {e}", o.path)))?;
+            .map_err(|e| EngineError::Usage(format!("cannot restore `{}`: {e}", o.path)))?;
         report.restored.push(o.path.clone());
     }
     // The no-op snapshot described the outputs before: let the next run look again.

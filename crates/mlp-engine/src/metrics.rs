@@ -10,25 +10,70 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 
-pub fn read(root: &Path, rel: &str) -> Result<Value, String> {
+/// Why a metrics file could not be read. The messages name the file (and, when the
+/// parser knows it, the line).
+#[derive(thiserror::Error, Debug)]
+pub enum MetricsError {
+    /// The file could not be read.
+    #[error("cannot read metrics file `{rel}`: {source}")]
+    Read {
+        /// The file, relative to the workspace.
+        rel: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid JSON, YAML or CSV.
+    #[error("metrics file `{rel}`: {detail}")]
+    Malformed {
+        /// The file, relative to the workspace.
+        rel: String,
+        /// The parser's message, with the line.
+        detail: String,
+    },
+    /// The file holds something other than a mapping at the top.
+    #[error("metrics file `{rel}` must hold a mapping of names to values at the top, not {found}")]
+    NotMapping {
+        /// The file, relative to the workspace.
+        rel: String,
+        /// What it holds ("a list", ...).
+        found: &'static str,
+    },
+}
+
+/// For callers that still report failures as strings: the same text.
+impl From<MetricsError> for String {
+    fn from(e: MetricsError) -> String {
+        e.to_string()
+    }
+}
+
+/// The metrics in the file `rel` under `root`: a mapping (see the module docs).
+pub fn read(root: &Path, rel: &str) -> Result<Value, MetricsError> {
     let full = root.join(rel);
-    let bytes =
-        std::fs::read(&full).map_err(|e| format!("cannot read metrics file `{rel}`: {e}"))?;
+    let bytes = std::fs::read(&full).map_err(|source| MetricsError::Read {
+        rel: rel.to_string(),
+        source,
+    })?;
     let ext = Path::new(rel)
         .extension()
         .and_then(|e| e.to_str())
         .unwrap_or("")
         .to_ascii_lowercase();
     let v = match ext.as_str() {
-        "yaml" | "yml" => yaml(&bytes).map_err(|e| format!("metrics file `{rel}`: {e}"))?,
-        "csv" => csv_last_row(&bytes).map_err(|e| format!("metrics file `{rel}`: {e}"))?,
-        _ => json(&bytes).map_err(|e| format!("metrics file `{rel}`: {e}"))?,
-    };
+        "yaml" | "yml" => yaml(&bytes),
+        "csv" => csv_last_row(&bytes),
+        _ => json(&bytes),
+    }
+    .map_err(|detail| MetricsError::Malformed {
+        rel: rel.to_string(),
+        detail,
+    })?;
     if !v.is_object() {
-        return Err(format!(
-            "metrics file `{rel}` must hold a mapping of names to values at the top, not {}",
-            kind(&v)
-        ));
+        return Err(MetricsError::NotMapping {
+            rel: rel.to_string(),
+            found: kind(&v),
+        });
     }
     Ok(v)
 }
@@ -120,7 +165,7 @@ mod tests {
     fn with(name: &str, text: &str) -> Result<Value, String> {
         let d = tempfile::tempdir().unwrap();
         std::fs::write(d.path().join(name), text).unwrap();
-        read(d.path(), name)
+        read(d.path(), name).map_err(|e| e.to_string())
     }
 
     #[test]

@@ -9,8 +9,9 @@ pub mod fmt;
 mod parser;
 
 pub use error::SyntaxError;
+pub use fast::GiveUp;
 pub use fmt::format;
-pub use parser::{parse, parse_expr, parse_fast, parse_with_pest};
+pub use parser::{parse, parse_expr, parse_fast, parse_fast_or_why, parse_with_pest};
 
 /// Every reserved word of the language: the item keywords (`ast::TOP_KEYWORDS`,
 /// `ast::STAGE_KEYWORDS`) and the two boolean literals.

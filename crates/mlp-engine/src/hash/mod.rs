@@ -1,0 +1,40 @@
+//! Content hashing of files, directories and globs, with a stat cache.
+//!
+//! * A file's digest is blake3 of its bytes. Files of 1 MiB or more are
+//!   memory-mapped and hashed on the rayon pool
+//!   ([`blake3::Hasher::update_mmap_rayon`], what `b3sum` does); smaller files
+//!   are read into a buffer. (As with `b3sum`, truncating a file while it is
+//!   being hashed through mmap can kill the process with SIGBUS.)
+//! * A directory's digest is blake3 over a canonical manifest of the regular
+//!   files below it (see [`manifest_digest`]): relative '/'-separated path,
+//!   executable bit and file digest, sorted by path. Empty directories,
+//!   sockets, FIFOs and devices do not count, and the workspace's `.mlp/`
+//!   directory is never part of a digest. Paths are relative, so the same
+//!   tree at two absolute locations has the same digest.
+//! * Symlinks are followed if they resolve to somewhere inside the workspace
+//!   (a link to an ancestor directory is an error: a cycle). A link that
+//!   points outside the workspace, or dangles, is not followed: its digest is
+//!   blake3 of the link's target text, so re-pointing it changes the digest
+//!   but changes to the outside target do not.
+//! * The [`StatCache`] maps a workspace-relative path to the file's
+//!   (size, mtime, ctime, inode) and digest; a file whose stat is unchanged is
+//!   not read again. To avoid "racily clean" entries (a file modified again
+//!   within the timestamp granularity right after being hashed), a digest is
+//!   only put in the cache if the file's mtime is more than 2 s older than the
+//!   moment hashing finished; otherwise the digest is returned but not cached.
+
+mod content;
+mod hasher;
+mod stat;
+#[cfg(test)]
+mod tests;
+mod walk;
+
+pub use self::content::{
+    Content, MMAP_THRESHOLD, ManifestEntry, dir_content, hash_file, hex, manifest_digest, parse_hex,
+};
+pub use self::hasher::{Hasher, RACY_WINDOW};
+pub use self::stat::StatCache;
+pub use self::walk::{MLP_DIR, normalize_rel};
+pub(crate) use self::walk::{NodeKind, walk, with_path};
+pub use crate::store::Digest;

@@ -1,0 +1,318 @@
+//! [`SledStore`]: the on-disk store, a sled database in one directory.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use sled::Transactional;
+
+use super::api::Store;
+use super::error::StoreError;
+use super::record::{Outcome, StageRecord, StatEntry, cacheable, worth_flushing};
+
+/// The schema version written to (and expected in) the `meta` tree.
+pub const SCHEMA_VERSION: u32 = 1;
+
+pub(super) const SCHEMA_KEY: &[u8] = b"schema_version";
+
+/// The on-disk [`Store`], a sled database in one directory.
+///
+/// `put_record` writes `last`, `last_ok` and `cache` in one sled transaction
+/// over the three trees (all or nothing), then flushes if the stage was
+/// costly ([`worth_flushing`]). `put_run` and
+/// `remove_cached` flush too; `put_stats`/`remove_stats` do not (the stat
+/// cache is only an optimisation — call [`Store::flush`] when done).
+pub struct SledStore {
+    path: PathBuf,
+    db: sled::Db,
+    cache: sled::Tree,
+    pub(super) last: sled::Tree,
+    last_ok: sled::Tree,
+    pub(super) stat: sled::Tree,
+    runs: sled::Tree,
+    meta: sled::Tree,
+}
+
+impl std::fmt::Debug for SledStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SledStore")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+/// Whether a sled error means another process holds the database's lock.
+fn is_lock_error(e: &sled::Error) -> bool {
+    match e {
+        sled::Error::Io(io) => {
+            io.kind() == std::io::ErrorKind::WouldBlock
+                || io.to_string().contains("could not acquire lock")
+        }
+        _ => false,
+    }
+}
+
+impl SledStore {
+    /// Opens (creating if needed) the store in `dir`.
+    ///
+    /// Fails with [`StoreError::Locked`] if another process (or another live
+    /// handle in this process) has it open, and with [`StoreError::Schema`]
+    /// if it was written by an unknown schema version.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let path = dir.to_path_buf();
+        let db = sled::Config::new()
+            .path(dir)
+            // Records are small and read once per run: a small page cache bounds memory
+            // in long-lived processes (`mlp watch`).
+            .cache_capacity(16 * 1024 * 1024)
+            .open()
+            .map_err(|e| {
+                if is_lock_error(&e) {
+                    StoreError::Locked { path: path.clone() }
+                } else {
+                    StoreError::Sled {
+                        path: path.clone(),
+                        source: e,
+                    }
+                }
+            })?;
+        let sled_err = |source| StoreError::Sled {
+            path: path.clone(),
+            source,
+        };
+        let tree = |name: &str| db.open_tree(name).map_err(sled_err);
+        let meta = tree("meta")?;
+        let store = SledStore {
+            cache: tree("cache")?,
+            last: tree("last")?,
+            last_ok: tree("last_ok")?,
+            stat: tree("stat")?,
+            runs: tree("runs")?,
+            meta: meta.clone(),
+            db: db.clone(),
+            path: path.clone(),
+        };
+        let expected = SCHEMA_VERSION.to_string();
+        match meta.get(SCHEMA_KEY).map_err(sled_err)? {
+            Some(v) if v.as_ref() == expected.as_bytes() => {}
+            Some(v) => {
+                return Err(StoreError::Schema {
+                    path,
+                    found: String::from_utf8_lossy(&v).into_owned(),
+                    expected: SCHEMA_VERSION,
+                });
+            }
+            None => {
+                let has_data = [
+                    &store.cache,
+                    &store.last,
+                    &store.last_ok,
+                    &store.stat,
+                    &store.runs,
+                ]
+                .iter()
+                .any(|t| !t.is_empty());
+                if has_data {
+                    return Err(StoreError::Schema {
+                        path,
+                        found: "none (data without a version)".into(),
+                        expected: SCHEMA_VERSION,
+                    });
+                }
+                meta.insert(SCHEMA_KEY, expected.as_bytes())
+                    .map_err(sled_err)?;
+                db.flush().map_err(sled_err)?;
+            }
+        }
+        Ok(store)
+    }
+
+    /// The store directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn sled_err(&self, source: sled::Error) -> StoreError {
+        StoreError::Sled {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn decode_json<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &str,
+        bytes: &[u8],
+    ) -> Result<T, StoreError> {
+        serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+            path: self.path.clone(),
+            what: what.to_string(),
+            detail: e.to_string(),
+        })
+    }
+
+    fn get_record(&self, tree: &sled::Tree, key: &str) -> Result<Option<StageRecord>, StoreError> {
+        match tree.get(key.as_bytes()).map_err(|e| self.sled_err(e))? {
+            Some(v) => Ok(Some(self.decode_json(&format!("record for {key:?}"), &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn flush_db(&self) -> Result<(), StoreError> {
+        self.db.flush().map_err(|e| self.sled_err(e))?;
+        Ok(())
+    }
+}
+
+fn encode_json<T: Serialize>(what: &str, v: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(v).map_err(|e| StoreError::Encode {
+        what: what.to_string(),
+        detail: e.to_string(),
+    })
+}
+
+impl Store for SledStore {
+    fn cached(&self, identity: &str) -> Result<Option<StageRecord>, StoreError> {
+        self.get_record(&self.cache, identity)
+    }
+
+    fn last(&self, stage: &str) -> Result<Option<StageRecord>, StoreError> {
+        self.get_record(&self.last, stage)
+    }
+
+    fn last_success(&self, stage: &str) -> Result<Option<StageRecord>, StoreError> {
+        self.get_record(&self.last_ok, stage)
+    }
+
+    fn put_record(&self, rec: &StageRecord) -> Result<(), StoreError> {
+        let bytes = encode_json("stage record", rec)?;
+        let ok = rec.outcome == Outcome::Succeeded && !rec.fallback_used;
+        let keep = cacheable(&rec.outcome) && !rec.fallback_used;
+        let res: sled::transaction::TransactionResult<(), ()> =
+            (&self.last, &self.last_ok, &self.cache).transaction(|(last, last_ok, cache)| {
+                last.insert(rec.stage.as_bytes(), bytes.as_slice())?;
+                if ok {
+                    last_ok.insert(rec.stage.as_bytes(), bytes.as_slice())?;
+                }
+                if keep {
+                    cache.insert(rec.identity.as_bytes(), bytes.as_slice())?;
+                }
+                Ok(())
+            });
+        match res {
+            Ok(()) => {}
+            Err(sled::transaction::TransactionError::Storage(e)) => return Err(self.sled_err(e)),
+            // We never abort the transaction ourselves.
+            Err(sled::transaction::TransactionError::Abort(())) => {}
+        }
+        if worth_flushing(rec) {
+            self.flush_db()?;
+        }
+        Ok(())
+    }
+
+    fn stat_entries(&self) -> Result<Vec<(String, StatEntry)>, StoreError> {
+        let mut out = Vec::with_capacity(self.stat.len());
+        for kv in self.stat.iter() {
+            let (k, v) = kv.map_err(|e| self.sled_err(e))?;
+            let key = String::from_utf8(k.to_vec()).map_err(|e| StoreError::Corrupt {
+                path: self.path.clone(),
+                what: "stat-cache key".into(),
+                detail: e.to_string(),
+            })?;
+            let entry: StatEntry = postcard::from_bytes(&v).map_err(|e| StoreError::Corrupt {
+                path: self.path.clone(),
+                what: format!("stat-cache entry for {key:?}"),
+                detail: e.to_string(),
+            })?;
+            out.push((key, entry));
+        }
+        Ok(out)
+    }
+
+    fn put_stats(&self, entries: &[(String, StatEntry)]) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for (k, e) in entries {
+            let bytes = postcard::to_stdvec(e).map_err(|err| StoreError::Encode {
+                what: format!("stat-cache entry for {k:?}"),
+                detail: err.to_string(),
+            })?;
+            batch.insert(k.as_bytes(), bytes);
+        }
+        self.stat.apply_batch(batch).map_err(|e| self.sled_err(e))
+    }
+
+    fn remove_stats(&self, paths: &[String]) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for p in paths {
+            batch.remove(p.as_bytes());
+        }
+        self.stat.apply_batch(batch).map_err(|e| self.sled_err(e))
+    }
+
+    fn put_run(&self, id: &str, run: &serde_json::Value) -> Result<(), StoreError> {
+        let bytes = encode_json("run summary", run)?;
+        self.runs
+            .insert(id.as_bytes(), bytes)
+            .map_err(|e| self.sled_err(e))?;
+        self.flush_db()
+    }
+
+    fn run(&self, id: &str) -> Result<Option<serde_json::Value>, StoreError> {
+        match self.runs.get(id.as_bytes()).map_err(|e| self.sled_err(e))? {
+            Some(v) => Ok(Some(self.decode_json(&format!("run {id:?}"), &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn last_run_id(&self) -> Result<Option<String>, StoreError> {
+        let last = self.runs.last().map_err(|e| self.sled_err(e))?;
+        Ok(last.map(|(k, _)| String::from_utf8_lossy(&k).into_owned()))
+    }
+
+    fn runs(&self) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.runs.iter() {
+            let (k, v) = kv.map_err(|e| self.sled_err(e))?;
+            let id = String::from_utf8_lossy(&k).into_owned();
+            let val = self.decode_json(&format!("run {id:?}"), &v)?;
+            out.push((id, val));
+        }
+        Ok(out)
+    }
+
+    fn all_cached(&self) -> Result<Vec<StageRecord>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.cache.iter() {
+            let (k, v) = kv.map_err(|e| self.sled_err(e))?;
+            let what = format!("run-cache record {:?}", String::from_utf8_lossy(&k));
+            out.push(self.decode_json(&what, &v)?);
+        }
+        Ok(out)
+    }
+
+    fn remove_cached(&self, identity: &str) -> Result<(), StoreError> {
+        self.cache
+            .remove(identity.as_bytes())
+            .map_err(|e| self.sled_err(e))?;
+        self.flush_db()
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.flush_db()
+    }
+
+    fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let v = self
+            .meta
+            .get(key.as_bytes())
+            .map_err(|e| self.sled_err(e))?;
+        Ok(v.map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    fn put_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.meta
+            .insert(key.as_bytes(), value.as_bytes())
+            .map_err(|e| self.sled_err(e))?;
+        self.flush_db()
+    }
+}
