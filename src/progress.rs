@@ -148,7 +148,7 @@ impl Reporter for Human {
                     Status::Interrupted => {
                         self.line(&format!("  ✗ {stage} interrupted after {took}"))
                     }
-                    Status::Failed { reason } => {
+                    Status::Failed { reason, .. } => {
                         let mut msg = format!("  ✗ {stage} failed: {reason}");
                         if let Some(log) = log {
                             let tail = tail(Path::new(log), LOG_TAIL);
@@ -168,6 +168,7 @@ impl Reporter for Human {
                 }
                 self.refresh();
             }
+            Event::Warning { message } => self.line(&format!("mlp: warning: {message}")),
             Event::Finish {
                 run,
                 ok,

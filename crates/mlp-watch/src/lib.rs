@@ -22,6 +22,7 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::Duration;
 
+use mlp_engine::decide;
 use mlp_engine::run::{self, EngineError, Reporter, RunControl, RunOptions, RunReport};
 use mlp_engine::snapshot::Snapshot;
 use mlp_engine::workspace::{Workspace, now_ms};
@@ -441,13 +442,14 @@ fn every_timers(ws: &Workspace, plan: Option<&Pipeline>) -> Vec<(String, u64)> {
     p.stages
         .iter()
         .filter_map(|s| {
-            let every = s.every_ms?;
             let last = snap
                 .as_ref()
                 .and_then(|sn| sn.stage(&s.name))
                 .map_or(0, |st| st.succeeded_ms);
-            // Never succeeded: the next edit or run decides; do not spin.
-            (last > 0).then(|| (s.name.clone(), last.saturating_add(every)))
+            // Never succeeded: the next edit or run decides; do not spin. A frozen
+            // stage has no timer: `every` does not make it stale (the decision says).
+            let due = decide::every_due(s, last)?;
+            (last > 0).then(|| (s.name.clone(), due))
         })
         .collect()
 }
