@@ -2,7 +2,7 @@
 
 pub mod cache;
 pub mod control;
-pub mod coordinator;
+mod coordinator;
 pub mod decide;
 pub mod events;
 pub mod exec;
@@ -14,13 +14,13 @@ pub mod inspect;
 pub mod judge;
 pub mod lock;
 pub mod metrics;
-pub mod outputs;
-pub mod queue;
-pub mod record;
+mod outputs;
+mod queue;
+mod record;
 pub mod run;
 pub mod slurm;
 pub mod snapshot;
-pub mod state;
+mod state;
 pub mod store;
-pub mod worker;
+mod worker;
 pub mod workspace;

@@ -260,6 +260,7 @@ impl Queue {
     }
 
     /// The tokens free now.
+    #[cfg(test)]
     pub fn free(&self) -> Tokens {
         self.free
     }
