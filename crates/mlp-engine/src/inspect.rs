@@ -237,7 +237,7 @@ pub fn explain(ws: &Workspace, p: &Pipeline, stage: &str) -> Result<Explanation,
             let pass = state::StageState::all(&vec![false; p.stages.len()], |_| false);
             decider.key(i, &pass).map_err(|e| match e {
                 crate::decide::DecideError::HashInputs { source, .. } => EngineError::Io(source),
-                other => EngineError::Usage(other.to_string()),
+                other => EngineError::Io(std::io::Error::other(other)),
             })?
         }
         None => identity::key(s, &hasher)?,
@@ -255,8 +255,12 @@ pub fn explain(ws: &Workspace, p: &Pipeline, stage: &str) -> Result<Explanation,
                 .push("the recorded key cannot be read (written by another mlp version)".into()),
         }
         if changes.is_empty()
-            && let Some(c) = outputs::first_changed(&hasher, s, l, &mut Vec::new())
-                .map_err(|e| EngineError::Usage(e.to_string()))?
+            && let Some(c) =
+                outputs::first_changed(&hasher, s, l, &mut Vec::new()).map_err(|e| match e {
+                    outputs::OutputError::Hash { source, .. }
+                    | outputs::OutputError::Read { source, .. } => EngineError::Io(source),
+                    other => EngineError::Io(std::io::Error::other(other)),
+                })?
         {
             changes.push(c.to_string());
         }
