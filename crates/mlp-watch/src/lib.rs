@@ -506,3 +506,43 @@ pub fn event_json(e: &WatchEvent) -> serde_json::Value {
         WatchEvent::Stopped => serde_json::json!({"event": "stopped"}),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mlp_engine::snapshot::StageSnap;
+
+    #[test]
+    fn a_frozen_stage_gets_no_every_timer() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = r#"
+pipeline "t"
+stage a { out o = "a.txt" run "x" every 1s frozen }
+stage b { out o = "b.txt" run "x" every 1s }
+stage c { out o = "c.txt" run "x" every 1s }
+"#;
+        let p = mlp_plan::load_str("pipeline.mlp", text, dir.path(), &Options::default())
+            .unwrap_or_else(|d| panic!("{d:?}"))
+            .pipeline;
+        let ws = Workspace::new(dir.path());
+        ws.create().unwrap();
+        let stage = |name: &str| StageSnap {
+            name: name.into(),
+            shape: [0; 32],
+            identity: [0; 32],
+            watch: Vec::new(),
+            always: false,
+            skipped: false,
+            succeeded_ms: 5_000,
+            every_ms: Some(1000),
+            duration_ms: 1,
+        };
+        let snap = Snapshot {
+            stages: vec![stage("a"), stage("b")],
+            ..Snapshot::default()
+        };
+        snap.write(&ws.snapshot_path()).unwrap();
+        // `a` is frozen: `every` does not make it stale; `c` never succeeded: no timer.
+        assert_eq!(every_timers(&ws, Some(&p)), [("b".to_string(), 6_000)]);
+    }
+}
