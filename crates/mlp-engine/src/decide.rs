@@ -29,9 +29,6 @@ use crate::state::StageState;
 use crate::store::{Outcome, StageRecord, Store, StoreError};
 use crate::workspace::now_ms;
 
-#[cfg(test)]
-mod tests;
-
 /// What to do with a stage whose upstream is done.
 #[derive(Debug)]
 pub enum Decision {
@@ -512,3 +509,6 @@ fn abs_of(root: &Path, p: &str) -> String {
         )
     }
 }
+
+#[cfg(test)]
+mod tests;

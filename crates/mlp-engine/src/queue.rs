@@ -16,9 +16,6 @@ use mlp_plan::{ExecutorKind, Pipeline, Stage, StageId};
 
 use crate::slurm;
 
-#[cfg(test)]
-mod tests;
-
 /// Tokens the scheduler hands out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Tokens {
@@ -269,3 +266,6 @@ impl Queue {
         self.total
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -147,6 +147,16 @@ fn cancel_requested(id: u64) -> bool {
     lock(active()).get(&id).copied().unwrap_or(false)
 }
 
+/// Time between two `squeue` calls (`MLP_SLURM_POLL_MS`, default 500 ms).
+fn poll_interval() -> Duration {
+    let ms = std::env::var("MLP_SLURM_POLL_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(500)
+        .clamp(20, 60_000);
+    Duration::from_millis(ms)
+}
+
 /// How a wait ended.
 struct Ended {
     /// Slurm's final state, as `squeue` saw it (`None`: the job is gone from `squeue`).
@@ -376,7 +386,7 @@ impl Submission {
     /// stage's `timeout`.
     fn wait(&self, jobid: &str, job: &Job, id: u64, table: &ProcessTable) -> Ended {
         let p = poller();
-        p.watch(jobid);
+        p.watch(jobid, poll_interval());
         let mut ended = Ended {
             state: None,
             node: None,

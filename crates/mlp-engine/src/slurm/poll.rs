@@ -67,24 +67,15 @@ pub(crate) fn poller() -> &'static Poller {
     })
 }
 
-/// Time between two `squeue` calls (`MLP_SLURM_POLL_MS`, default 500 ms).
-fn poll_interval() -> Duration {
-    let ms = std::env::var("MLP_SLURM_POLL_MS")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(500)
-        .clamp(20, 60_000);
-    Duration::from_millis(ms)
-}
-
 impl Poller {
-    pub(crate) fn watch(&'static self, job: &str) {
+    /// Poll `job` (every `interval`, from the first watch on) until it is unwatched.
+    pub(crate) fn watch(&'static self, job: &str, interval: Duration) {
         let mut st = lock(&self.state);
         st.jobs.insert(job.to_string(), (Seen::Unknown, 0));
         if !st.started {
             let spawned = std::thread::Builder::new()
                 .name("mlp-slurm-poll".into())
-                .spawn(move || self.run());
+                .spawn(move || self.run(interval));
             st.started = spawned.is_ok();
         }
         drop(st);
@@ -105,8 +96,7 @@ impl Poller {
         st.jobs.get(job).map_or(Seen::Gone, |(s, _)| s.clone())
     }
 
-    fn run(&self) {
-        let interval = poll_interval();
+    fn run(&self, interval: Duration) {
         loop {
             let ids: Vec<String> = {
                 let mut st = lock(&self.state);
