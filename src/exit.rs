@@ -77,9 +77,6 @@ pub fn command_error(command: &str, message: impl Display) {
 
 /// The one place the binary's `mlp: ` prefix is written.
 fn print_error(command: Option<&str>, message: impl Display) {
-    let message = message.to_string();
-    // merge: drop this strip once no engine message carries the prefix
-    let message = message.strip_prefix("mlp: ").unwrap_or(&message);
     match command {
         None => eprintln!("mlp: {message}"),
         Some(c) => eprintln!("mlp {c}: {message}"),

@@ -118,6 +118,7 @@ impl Reporter for Human {
                 log.as_deref(),
                 notes,
             ),
+            Event::Warning { message } => self.line(&format!("mlp: warning: {message}")),
             Event::Finish {
                 run,
                 ok,
@@ -170,7 +171,7 @@ impl Human {
             Status::Skipped { reason } => self.line(&format!("  - {stage} skipped: {reason}")),
             Status::NotRun => {}
             Status::Interrupted => self.line(&format!("  ✗ {stage} interrupted after {took}")),
-            Status::Failed { reason } => {
+            Status::Failed { reason, .. } => {
                 let mut msg = format!("  ✗ {stage} failed: {reason}");
                 if let Some(log) = log {
                     let tail = tail(Path::new(log), LOG_TAIL);

@@ -44,6 +44,19 @@ impl StageKey {
         *h.finalize().as_bytes()
     }
 
+    /// A key for nothing (a dry run's stage below one that would run).
+    pub fn empty() -> StageKey {
+        StageKey {
+            format: CACHE_FORMAT,
+            command: String::new(),
+            inputs: BTreeMap::new(),
+            params: BTreeMap::new(),
+            env: BTreeMap::new(),
+            outputs: Vec::new(),
+            after: BTreeMap::new(),
+        }
+    }
+
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
     }

@@ -8,17 +8,18 @@
 
 use std::collections::{HashMap, HashSet};
 
-use mlp_plan::{Pipeline, StageId};
+use mlp_plan::Pipeline;
 use serde::Serialize;
 
 use crate::cache::ObjectCache;
-use crate::hash::{Content, Digest, Hasher, StatCache, hex, parse_hex};
+use crate::decide::{Decider, Decision, Skip, SnapView};
+use crate::events::{EngineError, Status};
+use crate::hash::{Digest, Hasher, StatCache, hex, parse_hex};
 use crate::identity::{self, StageKey};
-use crate::lock;
-use crate::run::{EngineError, shape};
 use crate::snapshot::Snapshot;
-use crate::store::{Outcome, SledStore, StageRecord, Store};
-use crate::workspace::{Workspace, now_ms};
+use crate::store::{Outcome, SledStore, Store};
+use crate::workspace::Workspace;
+use crate::{lock, outputs, state};
 
 /// A stage's state as `mlp status` reports it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -54,14 +55,13 @@ fn store_for_reading(ws: &Workspace) -> Result<Option<SledStore>, EngineError> {
         return Ok(None);
     }
     if let Some(holder) = lock::holder(&ws.dir) {
-        return Err(EngineError::InProgress(format!(
-            "mlp: this workspace is in use by {holder}; try again when it has finished"
-        )));
+        return Err(EngineError::in_use(&holder));
     }
     Ok(Some(ws.open_store()?))
 }
 
-/// Every stage's state, in pipeline order.
+/// Every stage's state, in pipeline order: what `mlp run --dry-run` would decide, in
+/// the words of `mlp status` (both ask [`Decider`]).
 pub fn status(
     ws: &Workspace,
     p: &Pipeline,
@@ -69,47 +69,40 @@ pub fn status(
 ) -> Result<Vec<StageState>, EngineError> {
     let snap = Snapshot::read(&ws.snapshot_path())
         .filter(|s| s.pipeline_file == pipeline_file && s.overrides.is_empty());
-    let fresh = snap
-        .as_ref()
-        .map(|s| s.check(&ws.root, now_ms()).fresh)
-        .unwrap_or_default();
-    let snap_fresh = |i: StageId| {
-        let s = &p.stages[i];
-        fresh.get(&s.name).copied().unwrap_or(false)
-            && snap
-                .as_ref()
-                .and_then(|o| o.stage(&s.name))
-                .is_some_and(|o| o.shape == shape(s) && !o.skipped)
-    };
-    // Fresh by the snapshot only when everything upstream is too (in order).
+    let view = SnapView::new(p, snap.as_ref(), &ws.root);
+    let mut pass = state::StageState::all(&vec![true; p.stages.len()], |_| false);
+    // Fresh by the snapshot (everything upstream too): no store needed.
     let mut states: Vec<Option<State>> = vec![None; p.stages.len()];
     for &i in &p.order {
-        if snap_fresh(i)
-            && p.stages[i]
-                .deps
-                .iter()
-                .all(|d| states[d.stage] == Some(State::Fresh))
-        {
+        if view.proves_fresh(p, i, &pass) {
+            pass[i].status = Some(Status::Fresh);
             states[i] = Some(State::Fresh);
         }
     }
     if states.iter().any(Option::is_none) {
         let store = store_for_reading(ws)?;
-        let stats = match &store {
-            Some(s) => s.stat_entries()?,
-            None => Vec::new(),
-        };
-        let stat_cache = StatCache::new(stats);
-        let hasher = Hasher::new(&ws.root, &stat_cache);
-        for &i in &p.order {
-            if states[i].is_some() {
-                continue;
-            }
-            let state = match &store {
-                None => State::NeverRun,
-                Some(store) => stage_state(store, &hasher, p, i, &states)?,
+        if let Some(store) = &store {
+            let stat_cache = StatCache::new(store.stat_entries()?);
+            let baseline = crate::judge::baseline(store)?;
+            let decider = Decider {
+                root: &ws.root,
+                p,
+                store,
+                stat_cache: &stat_cache,
+                cache: None,
+                snap: &view,
+                baseline: &baseline,
+                run_id: "",
+                dry_run: true,
             };
-            states[i] = Some(state);
+            for &i in &p.order {
+                if states[i].is_some() {
+                    continue;
+                }
+                let d = decider.decide(i, &pass);
+                states[i] = Some(state_of(store, &p.stages[i].name, &d)?);
+                pass[i].status = Some(dry_status(&d));
+            }
         }
     }
     Ok(p.order
@@ -121,16 +114,35 @@ pub fn status(
         .collect())
 }
 
-fn stage_state(
-    store: &SledStore,
-    hasher: &Hasher<'_>,
-    p: &Pipeline,
-    i: StageId,
-    done: &[Option<State>],
-) -> Result<State, EngineError> {
-    let s = &p.stages[i];
-    let last = store.last(&s.name)?;
-    let last_ok = store.last_success(&s.name)?;
+/// What `--dry-run` reports for a decision.
+fn dry_status(d: &Decision) -> Status {
+    match d {
+        Decision::Fresh { .. } => Status::Fresh,
+        Decision::Restore { .. } => Status::WouldRun {
+            reason: crate::decide::WOULD_RESTORE.to_string(),
+        },
+        Decision::Run { why, .. } => Status::WouldRun {
+            reason: why.run_text(),
+        },
+        Decision::Skip(s) => Status::Skipped {
+            reason: s.to_string(),
+        },
+        Decision::Fail(e) => Status::failed(e.kind(), e.to_string()),
+    }
+}
+
+/// A decision in the words of `mlp status`: a stage `mlp run` would leave alone is fresh
+/// (or never run, when a `when` keeps skipping it); one it would run or restore is
+/// failed (its last run failed), stale with the first reason, or never run.
+fn state_of(store: &SledStore, name: &str, d: &Decision) -> Result<State, EngineError> {
+    let left_alone = match d {
+        Decision::Fresh { .. } => return Ok(State::Fresh),
+        Decision::Skip(Skip::When(_)) => true,
+        Decision::Skip(Skip::Upstream { how, .. }) => *how == "was skipped",
+        _ => false,
+    };
+    let last = store.last(name)?;
+    let last_ok = store.last_success(name)?;
     if let Some(l) = &last
         && l.outcome != Outcome::Succeeded
         && last_ok.as_ref().is_none_or(|ok| ok.ended_ms <= l.ended_ms)
@@ -142,76 +154,27 @@ fn stage_state(
         };
         return Ok(State::Failed { reason });
     }
-    if let Some(l) = &last
-        && l.fallback_used
-    {
+    if !left_alone && last.is_some_and(|l| l.fallback_used) {
         return Ok(State::Stale {
             reason: "its last run used the fallback: the command is tried again".into(),
         });
     }
-    let Some(ok) = last_ok else {
+    if last_ok.is_none() {
         return Ok(State::NeverRun);
-    };
-    if !s.checks.is_empty() && ok.checks != crate::run::checks_digest(s) {
-        return Ok(State::Stale {
-            reason: "its checks or gates changed: its outputs are judged again".into(),
-        });
     }
-    if let Some(d) = s.deps.iter().find(|d| {
-        matches!(
-            done[d.stage],
-            Some(State::Stale { .. } | State::NeverRun | State::Failed { .. })
-        )
-    }) {
-        return Ok(State::Stale {
-            reason: format!("upstream `{}` is not up to date", p.stages[d.stage].name),
-        });
+    if left_alone {
+        return Ok(State::Fresh);
     }
-    if s.always {
-        return Ok(State::Stale {
-            reason: "`always`: it runs every time".into(),
-        });
-    }
-    if let Some(every) = s.every_ms
-        && now_ms() >= ok.ended_ms.saturating_add(every)
-    {
-        return Ok(State::Stale {
-            reason: format!("`every {}` has expired", crate::run::human_ms(every)),
-        });
-    }
-    let mut key = identity::key(s, hasher)?;
-    identity::add_after(&mut key, p, i, |j| {
-        store
-            .last_success(&p.stages[j].name)
-            .ok()
-            .flatten()
-            .map(|r| (r.identity, r.run_id))
-    });
-    if hex(&key.digest()) != ok.identity && !s.frozen {
-        let old: Option<StageKey> = serde_json::from_value(ok.key.clone()).ok();
-        let reason = old
-            .and_then(|o| identity::diff(&o, &key).into_iter().next())
-            .unwrap_or_else(|| "its identity changed".to_string());
-        return Ok(State::Stale { reason });
-    }
-    if let Some(changed) = changed_output(hasher, &ok)? {
-        return Ok(State::Stale { reason: changed });
-    }
-    Ok(State::Fresh)
-}
-
-fn changed_output(hasher: &Hasher<'_>, rec: &StageRecord) -> Result<Option<String>, EngineError> {
-    for o in &rec.outputs {
-        let now = hasher.path(&o.path)?;
-        match now {
-            Content::Missing => return Ok(Some(format!("output `{}` is missing", o.path))),
-            c if c.digest().map(hex).as_deref() != Some(o.digest.as_str()) => {
-                return Ok(Some(format!("output `{}` was changed by hand", o.path)));
-            }
-            _ => {}
+    let reason = match d {
+        Decision::Run { why, .. } | Decision::Restore { why, .. } => why.status_text(),
+        Decision::Fail(e) => e.to_string(),
+        Decision::Skip(Skip::Upstream { stage, .. }) => {
+            format!("upstream `{stage}` is not up to date")
         }
-    }
-    Ok(None)
+        Decision::Skip(s) => s.to_string(),
+        Decision::Fresh { .. } => String::new(),
+    };
+    Ok(State::Stale { reason })
 }
 
 pub fn failure_text(o: &Outcome) -> String {
@@ -246,15 +209,9 @@ pub struct LastSuccess {
 }
 
 pub fn explain(ws: &Workspace, p: &Pipeline, stage: &str) -> Result<Explanation, EngineError> {
-    let i = p.stage(stage).ok_or_else(|| {
-        let hint = mlp_plan::diag::did_you_mean(stage, p.stages.iter().map(|s| s.name.as_str()))
-            .map(|m| format!("; {m}"))
-            .unwrap_or_default();
-        EngineError::Usage(format!(
-            "mlp: no stage `{stage}` in pipeline `{}`{hint}",
-            p.name
-        ))
-    })?;
+    let i = p
+        .stage(stage)
+        .ok_or_else(|| EngineError::no_stage(p, stage))?;
     let s = &p.stages[i];
     let store = store_for_reading(ws)?;
     let stat_cache = StatCache::new(match &store {
@@ -262,15 +219,29 @@ pub fn explain(ws: &Workspace, p: &Pipeline, stage: &str) -> Result<Explanation,
         None => Vec::new(),
     });
     let hasher = Hasher::new(&ws.root, &stat_cache);
-    let mut key = identity::key(s, &hasher)?;
-    if let Some(st) = &store {
-        identity::add_after(&mut key, p, i, |j| {
-            st.last_success(&p.stages[j].name)
-                .ok()
-                .flatten()
-                .map(|r| (r.identity, r.run_id))
-        });
-    }
+    let key = match &store {
+        // The key exactly as a run computes it (its `after` stages included).
+        Some(st) => {
+            let view = SnapView::new(p, None, &ws.root);
+            let decider = Decider {
+                root: &ws.root,
+                p,
+                store: st,
+                stat_cache: &stat_cache,
+                cache: None,
+                snap: &view,
+                baseline: &None,
+                run_id: "",
+                dry_run: true,
+            };
+            let pass = state::StageState::all(&vec![false; p.stages.len()], |_| false);
+            decider.key(i, &pass).map_err(|e| match e {
+                crate::decide::DecideError::HashInputs { source, .. } => EngineError::Io(source),
+                other => EngineError::Io(std::io::Error::other(other)),
+            })?
+        }
+        None => identity::key(s, &hasher)?,
+    };
     let identity = hex(&key.digest());
     let last = match &store {
         Some(st) => st.last_success(&s.name)?,
@@ -284,9 +255,14 @@ pub fn explain(ws: &Workspace, p: &Pipeline, stage: &str) -> Result<Explanation,
                 .push("the recorded key cannot be read (written by another mlp version)".into()),
         }
         if changes.is_empty()
-            && let Some(c) = changed_output(&hasher, l)?
+            && let Some(c) =
+                outputs::first_changed(&hasher, s, l, &mut Vec::new()).map_err(|e| match e {
+                    outputs::OutputError::Hash { source, .. }
+                    | outputs::OutputError::Read { source, .. } => EngineError::Io(source),
+                    other => EngineError::Io(std::io::Error::other(other)),
+                })?
         {
-            changes.push(c);
+            changes.push(c.to_string());
         }
     }
     Ok(Explanation {
@@ -332,7 +308,7 @@ pub fn gc(
     kept_runs.extend(keep.iter().cloned());
     // The baseline is always kept: gates compare with it and `mlp checkout baseline`
     // must work.
-    if let Some(b) = store.meta(crate::run::BASELINE)? {
+    if let Some(b) = store.meta(crate::judge::BASELINE)? {
         kept_runs.insert(b);
     }
     // A kept run needs every output it lists (also those of stages that were fresh in

@@ -1,15 +1,26 @@
 //! The incremental engine: content hashing, the store, the object cache, the scheduler.
 
 pub mod cache;
+pub mod control;
+mod coordinator;
+pub mod decide;
+pub mod events;
 pub mod exec;
+pub mod executor;
 pub mod hash;
 pub mod history;
 pub mod identity;
 pub mod inspect;
+pub mod judge;
 pub mod lock;
 pub mod metrics;
+mod outputs;
+mod queue;
+mod record;
 pub mod run;
 pub mod slurm;
 pub mod snapshot;
+mod state;
 pub mod store;
+mod worker;
 pub mod workspace;

@@ -41,13 +41,6 @@ pub enum MetricsError {
     },
 }
 
-/// For callers that still report failures as strings: the same text.
-impl From<MetricsError> for String {
-    fn from(e: MetricsError) -> String {
-        e.to_string()
-    }
-}
-
 /// The metrics in the file `rel` under `root`: a mapping (see the module docs).
 pub fn read(root: &Path, rel: &str) -> Result<Value, MetricsError> {
     let full = root.join(rel);

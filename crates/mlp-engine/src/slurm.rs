@@ -20,19 +20,23 @@
 //! (`scancel`). The job script needs the workspace, `.mlp/` included, at the same path on
 //! every node (a shared filesystem).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use mlp_plan::{ExecutorKind, Resources, SlurmSettings, Stage};
 use serde::{Deserialize, Serialize};
 
-use crate::exec::{self, Exit, Finished, Job, ProcessTable};
+use crate::exec::{Exit, Finished, Job, ProcessTable};
+use crate::executor::Executor;
 use crate::workspace::now_ms;
+
+mod poll;
+use poll::{Seen, poller, terminal};
 
 /// How long to look for a job's result file after Slurm says it ended (a shared filesystem
 /// may show a new file to other hosts only after its attribute cache expires).
@@ -40,26 +44,6 @@ const RESULT_WAIT: Duration = Duration::from_secs(5);
 
 /// How long to wait for a job to end after `scancel`.
 const CANCEL_WAIT: Duration = Duration::from_secs(30);
-
-/// Slurm states after which a job never runs again.
-const TERMINAL: &[&str] = &[
-    "COMPLETED",
-    "FAILED",
-    "CANCELLED",
-    "TIMEOUT",
-    "OUT_OF_MEMORY",
-    "NODE_FAIL",
-    "PREEMPTED",
-    "BOOT_FAIL",
-    "DEADLINE",
-    "REVOKED",
-];
-
-fn terminal(state: &str) -> bool {
-    // `sacct` says `CANCELLED by 0`.
-    let word = state.split_whitespace().next().unwrap_or("");
-    TERMINAL.contains(&word)
-}
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -72,35 +56,6 @@ pub fn kind_of(stage: &Stage, cli: Option<ExecutorKind>) -> ExecutorKind {
         stage.executor.kind
     } else {
         cli.unwrap_or(stage.executor.kind)
-    }
-}
-
-/// What runs a stage's command.
-#[derive(Debug, Clone)]
-pub enum Runner {
-    /// A child process here ([`exec::run`]).
-    Local,
-    Slurm(Arc<Submission>),
-}
-
-impl Runner {
-    /// Run one attempt of `job` (blocks until it ended).
-    pub fn run(&self, job: &Job, id: u64, table: &ProcessTable) -> io::Result<Finished> {
-        match self {
-            Runner::Local => exec::run(job, id, table),
-            Runner::Slurm(s) => s.run(job, id, table),
-        }
-    }
-
-    /// A job that an earlier `mlp run` submitted for this very command may still be
-    /// writing the outputs: they must not be removed before it is attached to.
-    pub fn keeps_outputs(&self, command: &str) -> bool {
-        match self {
-            Runner::Local => false,
-            Runner::Slurm(s) => s
-                .read_job_file()
-                .is_some_and(|f| f.identity == s.identity && f.command == digest(command)),
-        }
     }
 }
 
@@ -117,6 +72,26 @@ pub struct Submission {
     pub dir: PathBuf,
     /// Whether the first attempt looked for a job to attach to already.
     attach_checked: AtomicBool,
+}
+
+impl Executor for Submission {
+    /// One attempt: submit (or attach to the job an earlier run left), wait, report.
+    fn run(&self, job: &Job, id: u64, table: &ProcessTable) -> io::Result<Finished> {
+        if table.is_cancelled() {
+            return Ok(Finished::not_run(Exit::Cancelled));
+        }
+        lock(active()).insert(id, false);
+        let r = self.attempt(job, id, table);
+        lock(active()).remove(&id);
+        r
+    }
+
+    /// A job an earlier run submitted for this identity and command may still be writing
+    /// the outputs.
+    fn keeps_outputs(&self, command: &str) -> bool {
+        self.read_job_file()
+            .is_some_and(|f| f.identity == self.identity && f.command == digest(command))
+    }
 }
 
 /// `.mlp/slurm/STAGE.job`: the job that runs (or ran) a stage.
@@ -172,6 +147,16 @@ fn cancel_requested(id: u64) -> bool {
     lock(active()).get(&id).copied().unwrap_or(false)
 }
 
+/// Time between two `squeue` calls (`MLP_SLURM_POLL_MS`, default 500 ms).
+fn poll_interval() -> Duration {
+    let ms = std::env::var("MLP_SLURM_POLL_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(500)
+        .clamp(20, 60_000);
+    Duration::from_millis(ms)
+}
+
 /// How a wait ended.
 struct Ended {
     /// Slurm's final state, as `squeue` saw it (`None`: the job is gone from `squeue`).
@@ -215,17 +200,6 @@ impl Submission {
             let _ = std::fs::remove_file(self.job_file());
         }
         let _ = std::fs::remove_file(self.result_file(job));
-    }
-
-    /// One attempt: submit (or attach to the job an earlier run left), wait, report.
-    fn run(&self, job: &Job, id: u64, table: &ProcessTable) -> io::Result<Finished> {
-        if table.is_cancelled() {
-            return Ok(Finished::not_run(Exit::Cancelled));
-        }
-        lock(active()).insert(id, false);
-        let r = self.attempt(job, id, table);
-        lock(active()).remove(&id);
-        r
     }
 
     fn attempt(&self, job: &Job, id: u64, table: &ProcessTable) -> io::Result<Finished> {
@@ -412,7 +386,7 @@ impl Submission {
     /// stage's `timeout`.
     fn wait(&self, jobid: &str, job: &Job, id: u64, table: &ProcessTable) -> Ended {
         let p = poller();
-        p.watch(jobid);
+        p.watch(jobid, poll_interval());
         let mut ended = Ended {
             state: None,
             node: None,
@@ -669,160 +643,6 @@ fn scontrol(job: &str) -> Option<FinalState> {
         exit: field("ExitCode"),
         node: field("NodeList").filter(|n| n != "(null)"),
     })
-}
-
-// ------------------------------------------------------------------ poller --
-
-/// What the poller last saw of a job.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Seen {
-    /// Not polled yet.
-    Unknown,
-    Active {
-        state: String,
-        node: String,
-    },
-    Ended {
-        state: String,
-        node: String,
-    },
-    /// Missing from two polls in a row: Slurm forgot it.
-    Gone,
-}
-
-struct Poller {
-    state: Mutex<PollState>,
-    cv: Condvar,
-}
-
-#[derive(Default)]
-struct PollState {
-    jobs: HashMap<String, (Seen, u32)>,
-    started: bool,
-}
-
-fn poller() -> &'static Poller {
-    static POLLER: OnceLock<Poller> = OnceLock::new();
-    POLLER.get_or_init(|| Poller {
-        state: Mutex::new(PollState::default()),
-        cv: Condvar::new(),
-    })
-}
-
-/// Time between two `squeue` calls (`MLP_SLURM_POLL_MS`, default 500 ms).
-fn poll_interval() -> Duration {
-    let ms = std::env::var("MLP_SLURM_POLL_MS")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(500)
-        .clamp(20, 60_000);
-    Duration::from_millis(ms)
-}
-
-impl Poller {
-    fn watch(&'static self, job: &str) {
-        let mut st = lock(&self.state);
-        st.jobs.insert(job.to_string(), (Seen::Unknown, 0));
-        if !st.started {
-            let spawned = std::thread::Builder::new()
-                .name("mlp-slurm-poll".into())
-                .spawn(move || self.run());
-            st.started = spawned.is_ok();
-        }
-        drop(st);
-        self.cv.notify_all();
-    }
-
-    fn unwatch(&self, job: &str) {
-        lock(&self.state).jobs.remove(job);
-    }
-
-    /// What is known of `job` after the next poll (or `timeout`).
-    fn wait(&self, job: &str, timeout: Duration) -> Seen {
-        let st = lock(&self.state);
-        let (st, _) = self
-            .cv
-            .wait_timeout(st, timeout)
-            .unwrap_or_else(PoisonError::into_inner);
-        st.jobs.get(job).map_or(Seen::Gone, |(s, _)| s.clone())
-    }
-
-    fn run(&self) {
-        let interval = poll_interval();
-        loop {
-            let ids: Vec<String> = {
-                let mut st = lock(&self.state);
-                while st.jobs.is_empty() {
-                    st = self.cv.wait(st).unwrap_or_else(PoisonError::into_inner);
-                }
-                st.jobs.keys().cloned().collect()
-            };
-            let seen = squeue(&ids);
-            let asked: HashSet<&str> = ids.iter().map(String::as_str).collect();
-            {
-                let mut st = lock(&self.state);
-                if let Some(seen) = seen {
-                    for (id, entry) in st.jobs.iter_mut() {
-                        match seen.get(id) {
-                            Some((state, node)) => {
-                                entry.1 = 0;
-                                entry.0 = if terminal(state) {
-                                    Seen::Ended {
-                                        state: state.clone(),
-                                        node: node.clone(),
-                                    }
-                                } else {
-                                    Seen::Active {
-                                        state: state.clone(),
-                                        node: node.clone(),
-                                    }
-                                };
-                            }
-                            // Polled before this job was submitted, or forgotten.
-                            None if asked.contains(id.as_str()) => {
-                                entry.1 += 1;
-                                if entry.1 >= 2 {
-                                    entry.0 = Seen::Gone;
-                                }
-                            }
-                            None => {}
-                        }
-                    }
-                }
-            }
-            self.cv.notify_all();
-            std::thread::sleep(interval);
-        }
-    }
-}
-
-/// One `squeue` call for every job in flight: `id → (state, nodes)`. `None` when Slurm
-/// cannot be asked (the jobs keep their last state).
-fn squeue(ids: &[String]) -> Option<HashMap<String, (String, String)>> {
-    let out = Command::new("squeue")
-        .args(["-h", "-t", "all", "-o", "%i|%T|%N", "-j", &ids.join(",")])
-        .stdin(Stdio::null())
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        // Every job of the list is unknown to Slurm.
-        let err = String::from_utf8_lossy(&out.stderr);
-        return err.contains("Invalid job id").then(HashMap::new);
-    }
-    let want: HashSet<&str> = ids.iter().map(String::as_str).collect();
-    let mut seen = HashMap::new();
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let mut f = line.split('|');
-        let (Some(id), Some(state)) = (f.next(), f.next()) else {
-            continue;
-        };
-        let id = id.trim();
-        if want.contains(id) {
-            let node = f.next().unwrap_or("").trim().to_string();
-            seen.insert(id.to_string(), (state.trim().to_string(), node));
-        }
-    }
-    Some(seen)
 }
 
 #[cfg(test)]

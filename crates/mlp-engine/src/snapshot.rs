@@ -216,6 +216,14 @@ impl Snapshot {
     }
 }
 
+/// What a stage was up to date with, for the next snapshot: the paths it read and wrote
+/// as they were, and its identity.
+#[derive(Default, Clone, Debug)]
+pub struct Watch {
+    pub entries: Vec<Entry>,
+    pub identity: Digest,
+}
+
 /// Collects entries (each path once) while a snapshot is being built.
 #[derive(Default)]
 pub struct Builder {

@@ -22,6 +22,7 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::Duration;
 
+use mlp_engine::decide;
 use mlp_engine::run::{self, EngineError, Reporter, RunControl, RunOptions, RunReport};
 use mlp_engine::snapshot::Snapshot;
 use mlp_engine::workspace::{Workspace, now_ms};
@@ -441,13 +442,14 @@ fn every_timers(ws: &Workspace, plan: Option<&Pipeline>) -> Vec<(String, u64)> {
     p.stages
         .iter()
         .filter_map(|s| {
-            let every = s.every_ms?;
             let last = snap
                 .as_ref()
                 .and_then(|sn| sn.stage(&s.name))
                 .map_or(0, |st| st.succeeded_ms);
-            // Never succeeded: the next edit or run decides; do not spin.
-            (last > 0).then(|| (s.name.clone(), last.saturating_add(every)))
+            // Never succeeded: the next edit or run decides; do not spin. A frozen
+            // stage has no timer: `every` does not make it stale (the decision says).
+            let due = decide::every_due(s, last)?;
+            (last > 0).then(|| (s.name.clone(), due))
         })
         .collect()
 }
@@ -502,5 +504,45 @@ pub fn event_json(e: &WatchEvent) -> serde_json::Value {
             serde_json::json!({"event": "run_error", "message": message})
         }
         WatchEvent::Stopped => serde_json::json!({"event": "stopped"}),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mlp_engine::snapshot::StageSnap;
+
+    #[test]
+    fn a_frozen_stage_gets_no_every_timer() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = r#"
+pipeline "t"
+stage a { out o = "a.txt" run "x" every 1s frozen }
+stage b { out o = "b.txt" run "x" every 1s }
+stage c { out o = "c.txt" run "x" every 1s }
+"#;
+        let p = mlp_plan::load_str("pipeline.mlp", text, dir.path(), &Options::default())
+            .unwrap_or_else(|d| panic!("{d:?}"))
+            .pipeline;
+        let ws = Workspace::new(dir.path());
+        ws.create().unwrap();
+        let stage = |name: &str| StageSnap {
+            name: name.into(),
+            shape: [0; 32],
+            identity: [0; 32],
+            watch: Vec::new(),
+            always: false,
+            skipped: false,
+            succeeded_ms: 5_000,
+            every_ms: Some(1000),
+            duration_ms: 1,
+        };
+        let snap = Snapshot {
+            stages: vec![stage("a"), stage("b")],
+            ..Snapshot::default()
+        };
+        snap.write(&ws.snapshot_path()).unwrap();
+        // `a` is frozen: `every` does not make it stale; `c` never succeeded: no timer.
+        assert_eq!(every_timers(&ws, Some(&p)), [("b".to_string(), 6_000)]);
     }
 }

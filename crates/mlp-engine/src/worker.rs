@@ -1,0 +1,160 @@
+//! The worker threads: take a [`Task`], run it on its [`Executor`] (with retries and the
+//! fallback), hash and cache its outputs, send back what happened ([`Done`]).
+//!
+//! Child processes block a thread, so the `-j` workers are a dedicated pool, never rayon's
+//! (which hashing uses).
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mlp_plan::StageId;
+
+use crate::cache::ObjectCache;
+use crate::control::RunControl;
+use crate::exec::{Exit, Finished, Job};
+use crate::executor::Executor;
+use crate::hash::StatCache;
+use crate::outputs::{self, OutputError};
+use crate::snapshot::Entry;
+use crate::store::OutputRecord;
+
+/// One stage for a worker.
+pub struct Task {
+    pub stage: StageId,
+    pub name: String,
+    pub job: Job,
+    pub retry: u32,
+    pub fallback: Option<String>,
+    /// Where the command runs.
+    pub executor: Arc<dyn Executor>,
+    pub outputs: Vec<String>,
+    /// `(name, path)` of each metrics file.
+    pub metrics: Vec<(String, String)>,
+}
+
+/// What a worker sends back.
+pub struct Done {
+    pub stage: StageId,
+    /// `Err`: the command could not be run at all.
+    pub finished: io::Result<Finished>,
+    pub attempts: u32,
+    pub used_fallback: bool,
+    pub outputs: Result<Vec<(OutputRecord, Vec<Entry>)>, OutputError>,
+    /// Each metrics file parsed (`name → content`), when the outputs are all there.
+    pub metrics: Result<serde_json::Value, OutputError>,
+    pub log: PathBuf,
+}
+
+/// What every worker shares.
+pub struct Shared<'a> {
+    pub control: &'a RunControl,
+    pub root: &'a Path,
+    pub stat_cache: &'a StatCache,
+    pub cache: &'a ObjectCache,
+}
+
+/// A worker thread: take a task, run it, send the result; until the task channel closes.
+pub fn work(rx: &Mutex<mpsc::Receiver<Task>>, tx: &mpsc::Sender<Done>, w: &Shared<'_>) {
+    let mut id: u64 = 0;
+    loop {
+        let task = {
+            let Ok(guard) = rx.lock() else { return };
+            match guard.recv() {
+                Ok(t) => t,
+                Err(_) => return,
+            }
+        };
+        id += 1;
+        let job_id = (task.stage as u64) << 20 | (id & 0xfffff);
+        if tx.send(w.one(&task, job_id)).is_err() {
+            return;
+        }
+    }
+}
+
+impl Shared<'_> {
+    fn one(&self, task: &Task, job_id: u64) -> Done {
+        let table = &self.control.table;
+        self.control.started(&task.name, job_id);
+        let mut attempts = 0;
+        let mut used_fallback = false;
+        let cleared = if task.executor.keeps_outputs(&task.job.command) {
+            Ok(()) // a job of an earlier run is writing them: attach to it
+        } else {
+            outputs::clear(self.root, &task.outputs)
+        };
+        let mut finished = match cleared {
+            Err(e) => Err(io::Error::other(e)),
+            Ok(()) => loop {
+                attempts += 1;
+                let mut job = task.job.clone();
+                if attempts > 1 {
+                    // Keep what the earlier attempts printed.
+                    note_in_log(
+                        &job.log,
+                        &format!("attempt {attempts} of {}", task.retry + 1),
+                    );
+                    job.append_log = true;
+                }
+                let r = task.executor.run(&job, job_id, table);
+                let retry = matches!(&r, Ok(f) if !f.success() && !matches!(f.exit, Exit::Cancelled))
+                    && attempts <= task.retry;
+                if !retry {
+                    break r;
+                }
+                // Exponential backoff: 0.5 s, 1 s, 2 s ... capped at 30 s.
+                let wait = Duration::from_millis((500u64 << (attempts - 1).min(6)).min(30_000));
+                std::thread::sleep(wait);
+                if table.is_cancelled() {
+                    break r;
+                }
+            },
+        };
+        if let (Ok(f), Some(fb)) = (&finished, &task.fallback)
+            && !f.success()
+            && !matches!(f.exit, Exit::Cancelled)
+        {
+            let mut job = task.job.clone();
+            job.command = fb.clone();
+            job.append_log = true;
+            note_in_log(&job.log, "the command failed: running the fallback");
+            finished = task.executor.run(&job, job_id, table);
+            used_fallback = true;
+        }
+        let outputs = match &finished {
+            Ok(f) if f.success() => {
+                outputs::collect(self.root, self.stat_cache, self.cache, &task.outputs)
+            }
+            _ => Ok(Vec::new()),
+        };
+        self.control.ended(&task.name);
+        let metrics = match (&finished, &outputs) {
+            (Ok(f), Ok(_)) if f.success() => outputs::read_metrics(self.root, &task.metrics),
+            _ => Ok(serde_json::Value::Null),
+        };
+        Done {
+            stage: task.stage,
+            finished,
+            attempts,
+            used_fallback,
+            outputs,
+            metrics,
+            log: task.job.log.clone(),
+        }
+    }
+}
+
+/// A line of mlp's own in a stage's log, between attempts.
+fn note_in_log(log: &Path, what: &str) {
+    use std::io::Write;
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+    {
+        let _ = writeln!(f, "── mlp: {what} ──");
+    }
+}
