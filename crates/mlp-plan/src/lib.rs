@@ -4,6 +4,7 @@
 pub mod diag;
 pub mod expr;
 pub mod graph;
+mod id;
 mod lower;
 pub mod model;
 mod params;
