@@ -1,6 +1,7 @@
 //! From the syntax tree to a validated pipeline model and its DAG, with diagnostics that
 //! point into the sources. Reads only the pipeline's own sources (includes, params files).
 
+pub mod codes;
 pub mod diag;
 pub mod expr;
 pub mod graph;
@@ -10,6 +11,7 @@ pub mod model;
 mod params;
 pub mod value;
 
+pub use codes::Code;
 pub use diag::{Diagnostic, Diagnostics, Style};
 pub use lower::{
     Options, Plan, glob_match, is_under, load, load_str, normalize, quote, syntax_diagnostics,
