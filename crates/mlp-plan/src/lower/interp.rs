@@ -188,10 +188,7 @@ pub(super) fn index_value<'a>(v: &'a Value, segs: &[ast::Segment]) -> Option<&'a
 }
 
 /// `Value::lookup(map, &key_of(segs))`, without building the key.
-pub(super) fn lookup_segs<'a>(
-    map: &'a BTreeMap<String, Value>,
-    segs: &[ast::Segment],
-) -> Option<&'a Value> {
+fn lookup_segs<'a>(map: &'a BTreeMap<String, Value>, segs: &[ast::Segment]) -> Option<&'a Value> {
     use ast::Segment as S;
     let Some((first, rest)) = segs.split_first() else {
         return map.get("");

@@ -255,15 +255,10 @@ impl Lowerer {
         let raw = self.expand_all(&files);
         self.names(&raw);
         self.outputs(&raw);
-        let mut stages: Vec<Stage> = raw
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                let mut s = self.stage(i, r);
-                s.executor = self.stage_executor(r);
-                s
-            })
-            .collect();
+        let mut stages: Vec<Stage> = Vec::with_capacity(raw.len());
+        for (i, r) in raw.iter().enumerate() {
+            stages.push(self.stage(i, r));
+        }
         if self.n_errors() > 0 {
             return None;
         }

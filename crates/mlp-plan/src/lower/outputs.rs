@@ -193,7 +193,7 @@ impl Lowerer {
         Some(path)
     }
 
-    /// `stage` has no output named `o`.
+    /// Stage `j` has no output named `o`.
     pub(super) fn unknown_output(&self, f: usize, o: &ast::Spanned<String>, j: usize) {
         let (stage, outs) = (&self.stage_names[j], &self.outputs[j]);
         let names: Vec<&str> = outs.iter().filter_map(|x| x.name.as_deref()).collect();

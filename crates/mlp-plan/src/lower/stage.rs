@@ -15,39 +15,38 @@ use crate::model::{
 use crate::paths::{is_under, normalize};
 
 impl Lowerer {
-    /// Lower stage `me` (its outputs are moved in once every stage is built, and its
-    /// executor is set by `stage_executor`).
+    /// Lower stage `me` (its outputs are moved in once every stage is built).
     pub(super) fn stage(&self, me: usize, r: &RawStage<'_>) -> Stage {
-        let stage = Stage {
-            name: r.name.clone(),
-            origin: Origin {
-                file: r.file,
-                span: r.name_span,
-            },
-            inputs: Vec::new(),
-            outputs: Vec::new(),
-            params: Vec::new(),
-            command: String::new(),
-            env: self.env.clone(),
-            checks: Vec::new(),
-            when: None,
-            when_text: None,
-            every_ms: None,
-            timeout_ms: None,
-            retry: 0,
-            fallback: None,
-            resources: Resources::default(),
-            executor: Executor::default(),
-            always: false,
-            frozen: false,
-            promote: false,
-            deps: Vec::new(),
-        };
+        // Built in place: a `Stage` is large, and there are many.
         let mut b = Building {
             me,
             r,
-            stage,
             deps: Vec::new(),
+            stage: Stage {
+                name: r.name.clone(),
+                origin: Origin {
+                    file: r.file,
+                    span: r.name_span,
+                },
+                inputs: Vec::new(),
+                outputs: Vec::new(),
+                params: Vec::new(),
+                command: String::new(),
+                env: self.env.clone(),
+                checks: Vec::new(),
+                when: None,
+                when_text: None,
+                every_ms: None,
+                timeout_ms: None,
+                retry: 0,
+                fallback: None,
+                resources: Resources::default(),
+                executor: Executor::default(), // set last, by `stage_executor`
+                always: false,
+                frozen: false,
+                promote: false,
+                deps: Vec::new(),
+            },
         };
         // Inputs first: `run` may name them.
         for item in &r.ast.items {
@@ -84,7 +83,9 @@ impl Lowerer {
                 .help("`always` reruns it every time, `frozen` never: keep one"),
             );
         }
-        finish_deps(b)
+        finish_deps(&mut b);
+        b.stage.executor = self.stage_executor(r);
+        b.stage
     }
 
     /// `in "path"`, `in "dir"` or `in "glob/*.csv"`: an input, and the stages whose outputs
@@ -422,15 +423,11 @@ impl Lowerer {
     }
 }
 
-/// The stage with its edges: those its conditions add (metrics read, failures handled),
-/// then one per upstream stage, of the strongest kind.
-fn finish_deps(b: Building<'_, '_>) -> Stage {
-    let Building {
-        me,
-        mut stage,
-        mut deps,
-        ..
-    } = b;
+/// The stage's edges: those its conditions add (metrics read, failures handled), then one
+/// per upstream stage, of the strongest kind.
+fn finish_deps(b: &mut Building<'_, '_>) {
+    let (me, stage) = (b.me, &mut b.stage);
+    let mut deps = std::mem::take(&mut b.deps);
     for c in stage
         .checks
         .iter()
@@ -467,5 +464,4 @@ fn finish_deps(b: Building<'_, '_>) -> Stage {
         .into_iter()
         .map(|(stage, kind)| Dep { stage, kind })
         .collect();
-    stage
 }
