@@ -55,9 +55,10 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+    /// A diagnostic with `code` (a `Code`, or the code string of a syntax error).
+    pub fn new(code: impl Into<&'static str>, message: impl Into<String>) -> Self {
         Diagnostic {
-            code,
+            code: code.into(),
             message: message.into(),
             file: None,
             labels: Vec::new(),

@@ -5,7 +5,7 @@ pub use mlp_syntax::ast::Segment;
 use mlp_syntax::ast::{BinOp, UnaryOp};
 use serde::{Deserialize, Serialize};
 
-use crate::model::StageId;
+use crate::id::StageId;
 use crate::value::Value;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -107,23 +107,16 @@ pub trait EvalContext {
 }
 
 /// Why a condition could not be evaluated.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum EvalError {
     /// A metric was missing: its description (`eval.auc`).
+    #[error("metric `{0}` is missing")]
     Missing(String),
     /// The baseline lacks a value (no promoted run yet, or the field is new).
+    #[error("the baseline has no `{0}`")]
     NoBaseline(String),
+    #[error("{0}")]
     Type(String),
-}
-
-impl std::fmt::Display for EvalError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            EvalError::Missing(m) => write!(f, "metric `{m}` is missing"),
-            EvalError::NoBaseline(m) => write!(f, "the baseline has no `{m}`"),
-            EvalError::Type(m) => f.write_str(m),
-        }
-    }
 }
 
 pub fn field_text(name: &str, field: &[Segment]) -> String {
@@ -352,27 +345,26 @@ pub fn article(t: &str) -> String {
     }
 }
 
-/// The static type of a binary operation, or a message saying why it is wrong.
-pub fn binary_type(op: BinOp, l: Ty, r: Ty) -> Result<Ty, String> {
-    let bad = || {
-        format!(
-            "`{}` cannot combine {} and {}",
-            op.symbol(),
-            article(l.name()),
-            article(r.name())
-        )
-    };
+/// Why a binary operation does not type-check (`binary_type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TypeError {
+    /// `&&` or `||` on something that is not a condition.
+    #[error("`{}` needs two conditions, found {} and {}", .op.symbol(), article(.lhs.name()), article(.rhs.name()))]
+    NotConditions { op: BinOp, lhs: Ty, rhs: Ty },
+    /// Any other operator on operands it cannot combine.
+    #[error("`{}` cannot combine {} and {}", .op.symbol(), article(.lhs.name()), article(.rhs.name()))]
+    CannotCombine { op: BinOp, lhs: Ty, rhs: Ty },
+}
+
+/// The static type of a binary operation, or why it is wrong.
+pub fn binary_type(op: BinOp, l: Ty, r: Ty) -> Result<Ty, TypeError> {
+    let bad = || TypeError::CannotCombine { op, lhs: l, rhs: r };
     match op {
         BinOp::And | BinOp::Or => {
             if l.is(Ty::Bool) && r.is(Ty::Bool) {
                 Ok(Ty::Bool)
             } else {
-                Err(format!(
-                    "`{}` needs two conditions, found {} and {}",
-                    op.symbol(),
-                    article(l.name()),
-                    article(r.name())
-                ))
+                Err(TypeError::NotConditions { op, lhs: l, rhs: r })
             }
         }
         BinOp::Eq | BinOp::Ne => {

@@ -1,17 +1,22 @@
 //! From the syntax tree to a validated pipeline model and its DAG, with diagnostics that
 //! point into the sources. Reads only the pipeline's own sources (includes, params files).
 
+pub mod codes;
 pub mod diag;
 pub mod expr;
 pub mod graph;
+mod id;
 mod lower;
 pub mod model;
 mod params;
+pub mod paths;
+mod shell;
 pub mod value;
 
+pub use codes::Code;
 pub use diag::{Diagnostic, Diagnostics, Style};
-pub use lower::{
-    Options, Plan, glob_match, is_under, load, load_str, normalize, quote, syntax_diagnostics,
-};
+pub use lower::{Options, Plan, load, load_str, syntax_diagnostics};
 pub use model::*;
+pub use paths::{glob_match, is_under, normalize};
+pub use shell::quote;
 pub use value::Value;

@@ -7,10 +7,8 @@ use mlp_syntax::ast::Span;
 use serde::{Deserialize, Serialize};
 
 use crate::expr::Cond;
+pub use crate::id::StageId;
 use crate::value::Value;
-
-/// Index of a stage in `Pipeline::stages`.
-pub type StageId = usize;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Pipeline {

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use mlp_syntax::ast::Span;
 
+use crate::codes::Code;
 use crate::diag::Diagnostic;
 use crate::value::Value;
 
@@ -26,7 +27,7 @@ pub fn parse(name: &str, text: &str, file: usize) -> Result<BTreeMap<String, Val
         }),
         _ => {
             return Err(Diagnostic::new(
-                "E0120",
+                Code::ParamsFormat,
                 format!("`{name}`: params files must be YAML, TOML or JSON"),
             )
             .help("name the file with a .yaml, .yml, .toml or .json extension"));
@@ -39,7 +40,7 @@ pub fn parse(name: &str, text: &str, file: usize) -> Result<BTreeMap<String, Val
             .collect()),
         Ok(serde_json::Value::Null) => Ok(BTreeMap::new()),
         Ok(other) => Err(Diagnostic::new(
-            "E0119",
+            Code::ParamsSyntax,
             format!("`{name}` must hold a map of params at its top level"),
         )
         .at(
@@ -56,11 +57,12 @@ pub fn parse(name: &str, text: &str, file: usize) -> Result<BTreeMap<String, Val
                 .map_or(text.len(), |(i, _)| at + i);
             // The label stands at the place: drop the parser's own "at line L column C".
             let first = without_position(msg.lines().next().unwrap_or(""));
-            Err(
-                Diagnostic::new("E0119", format!("cannot read params file `{name}`"))
-                    .at(file, Span::new(at, end), first)
-                    .help(format!("fix the {} syntax of `{name}`", ext.to_uppercase())),
+            Err(Diagnostic::new(
+                Code::ParamsSyntax,
+                format!("cannot read params file `{name}`"),
             )
+            .at(file, Span::new(at, end), first)
+            .help(format!("fix the {} syntax of `{name}`", ext.to_uppercase())))
         }
     }
 }

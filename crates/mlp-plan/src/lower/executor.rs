@@ -1,0 +1,165 @@
+//! Executors: `executor NAME { settings }` at the top (the pipeline's) or in a stage (its
+//! own, over the pipeline's settings).
+
+use std::collections::HashMap;
+
+use mlp_syntax::ast::{self, Span};
+
+use super::{Lowerer, RawStage, Scope};
+use crate::codes::Code;
+use crate::diag::{Diagnostic, did_you_mean};
+use crate::model::{Executor, ExecutorKind, SlurmSettings};
+
+impl Lowerer {
+    /// A stage's executor: its own `executor` item over the pipeline's, or the pipeline's.
+    pub(super) fn stage_executor(&self, r: &RawStage<'_>) -> Executor {
+        let pipeline = &self.executor;
+        let own = r.ast.items.iter().find_map(|i| match &i.kind {
+            ast::StageItemKind::Executor(e) => Some(e),
+            _ => None,
+        });
+        let Some(e) = own else {
+            return pipeline.clone();
+        };
+        match self.executor(r.file, e, self.scope(&r.vars)) {
+            Some((kind, slurm)) => Executor {
+                kind,
+                own: true,
+                slurm: pipeline.slurm.overlay(&slurm),
+            },
+            None => pipeline.clone(),
+        }
+    }
+
+    /// `executor NAME { settings }`: the kind and the settings it gives (`None` for an
+    /// unknown executor; every mistake is reported).
+    pub(super) fn executor(
+        &self,
+        fid: usize,
+        e: &ast::Executor,
+        scope: Scope<'_>,
+    ) -> Option<(ExecutorKind, SlurmSettings)> {
+        let Some(kind) = ExecutorKind::parse(&e.name.node) else {
+            let help = did_you_mean(&e.name.node, ExecutorKind::NAMES)
+                .unwrap_or_else(|| "the executors are `local` and `slurm`".into());
+            self.err(
+                Diagnostic::new(
+                    Code::UnknownExecutor,
+                    format!("unknown executor `{}`", e.name.node),
+                )
+                .at(fid, e.name.span, "not an executor")
+                .help(help),
+            );
+            return None;
+        };
+        let mut st = SlurmSettings::default();
+        let mut seen: HashMap<String, Span> = HashMap::new();
+        for set in e.settings.iter().flatten() {
+            let n = set.name.node.as_str();
+            if kind == ExecutorKind::Local {
+                self.err(
+                    Diagnostic::new(
+                        Code::UnknownSetting,
+                        format!("`executor local` has no setting `{n}`"),
+                    )
+                    .at(fid, set.name.span, "a setting of `local`")
+                    .help("`local` takes no settings; Slurm's go in `executor slurm { ... }`"),
+                );
+                continue;
+            }
+            if !SlurmSettings::NAMES.contains(&n) {
+                let help = did_you_mean(n, SlurmSettings::NAMES).unwrap_or_else(|| {
+                    "the Slurm settings are `partition`, `account`, `qos`, `time` and `args`".into()
+                });
+                self.err(
+                    Diagnostic::new(Code::UnknownSetting, format!("unknown Slurm setting `{n}`"))
+                        .at(fid, set.name.span, "not a setting")
+                        .help(help),
+                );
+                continue;
+            }
+            if let Some(prev) = seen.insert(n.to_string(), set.name.span) {
+                self.err(
+                    Diagnostic::new(Code::DuplicateExecutor, format!("`{n}` is set twice"))
+                        .at(fid, set.name.span, "again here")
+                        .also(prev, "first here")
+                        .help("set each setting once"),
+                );
+                continue;
+            }
+            self.slurm_setting(fid, set, &mut st, scope);
+        }
+        Some((kind, st))
+    }
+
+    /// One Slurm setting whose name is known and given once: its value into `st`.
+    fn slurm_setting(
+        &self,
+        fid: usize,
+        set: &ast::Setting,
+        st: &mut SlurmSettings,
+        scope: Scope<'_>,
+    ) {
+        let n = set.name.node.as_str();
+        let wrong = |what: &str, help: String| {
+            Diagnostic::new(Code::SettingType, format!("`{n}` is {what}"))
+                .at(fid, set.value.span(), format!("not {what}"))
+                .help(help)
+        };
+        match (n, &set.value) {
+            ("time", ast::SettingValue::Duration(d)) => {
+                if d.node.millis == 0 {
+                    self.err(
+                        Diagnostic::new(Code::ZeroDuration, "`time` needs a duration above zero")
+                            .at(fid, d.span, "zero")
+                            .help("write a duration such as `30m` or `2h`"),
+                    );
+                } else {
+                    st.time_ms = Some(d.node.millis);
+                }
+            }
+            ("time", _) => self.err(wrong(
+                "a duration",
+                "write a duration with a unit: `time = 30m` or `time = 2h` (Slurm counts whole minutes)".into(),
+            )),
+            ("args", ast::SettingValue::Value(v)) => match &v.kind {
+                ast::ValueKind::List(items) => {
+                    let mut args = Vec::new();
+                    for item in items {
+                        match &item.kind {
+                            ast::ValueKind::Str(s) => {
+                                args.push(self.plain_str(fid, s, scope));
+                            }
+                            _ => self.err(
+                                Diagnostic::new(Code::SettingType, "`args` holds strings only")
+                                    .at(fid, item.span, "not a string")
+                                    .help("quote every argument: `args = [\"--exclusive\", \"--nodes=1\"]`"),
+                            ),
+                        }
+                    }
+                    st.args = Some(args);
+                }
+                _ => self.err(wrong(
+                    "a list of strings",
+                    "write `args = [\"--exclusive\"]`".into(),
+                )),
+            },
+            ("args", _) => self.err(wrong(
+                "a list of strings",
+                "write `args = [\"--exclusive\"]`".into(),
+            )),
+            (_, ast::SettingValue::Value(ast::Value {
+                kind: ast::ValueKind::Str(s),
+                ..
+            })) => {
+                let v = self.plain_str(fid, s, scope);
+                match n {
+                    "partition" => st.partition = Some(v),
+                    "account" => st.account = Some(v),
+                    _ => st.qos = Some(v),
+                }
+            }
+            (_, _) => self.err(wrong("a string", format!("write `{n} = \"...\"`"))),
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! From syntax trees to the validated `Pipeline`: named passes over one context, the
+//! `Lowerer`, each in its own file and run in this order by `Lowerer::lower`:
+//!
+//! 1. `sources`: the root file and its includes, read and parsed (and params files, read
+//!    when the top-level items name them);
+//! 2. `items`: the top-level items: the pipeline's name, params (files, `param`, `--set`),
+//!    `env` and `executor` (settings checked in `executor`);
+//! 3. `expand`: `for` loops expanded into one raw stage per value;
+//! 4. `names`: stage names, valid and unique;
+//! 5. `outputs`: every stage's outputs, before anything reads them, and the output index;
+//! 6. `stage`: each stage's items, with `interp` (strings), `command` (`run`, `fallback`)
+//!    and `conditions` (`check`, `gate`, `when`);
+//! 7. `order`: cycles and the topological order.
+//!
+//! Each pass reads the tables the passes before it filled in and reports into the
+//! context's diagnostics.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use mlp_syntax::ast::{self, Span};
+
+use crate::diag::{Diagnostic, Diagnostics, SourceMap};
+use crate::model::{Dep, Executor, Output, Pipeline, Stage};
+use crate::paths::OutputIndex;
+use crate::value::Value;
+
+mod command;
+mod conditions;
+mod executor;
+mod expand;
+mod interp;
+mod items;
+mod names;
+mod order;
+mod outputs;
+mod sources;
+mod stage;
+
+/// What the caller adds to the sources.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// `--set key=value` overrides, in order.
+    pub overrides: Vec<(String, String)>,
+}
+
+/// A planned pipeline and what it was planned from.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub pipeline: Pipeline,
+    /// The workspace root: the directory of the root `.mlp` file.
+    pub root: PathBuf,
+    pub sources: SourceMap,
+}
+
+/// Read, parse and validate the pipeline in `path` and everything it includes.
+pub fn load(path: &Path, opts: &Options) -> Result<Plan, Diagnostics> {
+    let root = path
+        .parent()
+        .map(|p| {
+            if p.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                p
+            }
+        })
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let mut l = Lowerer::new(root.clone());
+    let display = path.display().to_string();
+    let file_name = path
+        .file_name()
+        .map_or_else(|| display.clone(), |n| n.to_string_lossy().into_owned());
+    let Some(root_file) = l.read_source(path, display, file_name, None) else {
+        return Err(l.finish_err());
+    };
+    let pipeline = l.lower(root_file, opts);
+    if l.n_errors() == 0
+        && let Some(pipeline) = pipeline
+    {
+        return Ok(Plan {
+            pipeline,
+            root,
+            sources: l.sources,
+        });
+    }
+    Err(l.finish_err())
+}
+
+/// Plan from a text held in memory (tests, fuzzing, `mlp fmt --check`): includes and params
+/// files are read relative to `root`.
+pub fn load_str(name: &str, text: &str, root: &Path, opts: &Options) -> Result<Plan, Diagnostics> {
+    let mut l = Lowerer::new(root.to_path_buf());
+    let id = l.sources.add(name.to_string(), text.to_string());
+    l.rel_names.push(name.to_string());
+    let parsed = match mlp_syntax::parse(text) {
+        Ok(f) => f,
+        Err(errs) => {
+            l.syntax_errors(id, errs);
+            return Err(l.finish_err());
+        }
+    };
+    let pipeline = l.lower((id, parsed), opts);
+    match pipeline {
+        Some(p) if l.n_errors() == 0 => Ok(Plan {
+            pipeline: p,
+            root: root.to_path_buf(),
+            sources: l.sources,
+        }),
+        _ => Err(l.finish_err()),
+    }
+}
+
+/// Diagnostics for a file that does not parse (for `mlp fmt`, which needs no planning).
+pub fn syntax_diagnostics(
+    name: &str,
+    text: &str,
+    errs: Vec<mlp_syntax::SyntaxError>,
+) -> Diagnostics {
+    let mut l = Lowerer::new(PathBuf::new());
+    let id = l.sources.add(name.to_string(), text.to_string());
+    l.syntax_errors(id, errs);
+    l.finish_err()
+}
+
+/// The lowering's one context: the sources read so far and the diagnostics, then the
+/// tables each pass fills in for the passes after it. Diagnostics sit in a `RefCell` so
+/// that a pass can report while it reads the tables (`&self`).
+struct Lowerer {
+    root: PathBuf,
+    sources: SourceMap,
+    /// Workspace-relative name of each source.
+    rel_names: Vec<String>,
+    diags: RefCell<Vec<Diagnostic>>,
+    /// (code, file, primary span) of every diagnostic so far: a `for` loop body is checked
+    /// once per value, and the same mistake is reported once.
+    reported: RefCell<HashSet<(&'static str, usize, Span)>>,
+    /// A params file could not be read: unknown-key errors would only follow from that.
+    params_failed: bool,
+
+    // Filled by `items`.
+    params: BTreeMap<String, Value>,
+    env: BTreeMap<String, String>,
+    /// The pipeline's executor (`local` unless an `executor` item says otherwise).
+    executor: Executor,
+    // Filled by `names`.
+    by_name: HashMap<String, usize>,
+    /// Every stage's name, by index (duplicates included).
+    stage_names: Vec<String>,
+    // Filled by `outputs`.
+    outputs: Vec<Vec<Output>>,
+    /// The span of each output's path, parallel to `outputs`.
+    out_spans: Vec<Vec<Span>>,
+    out_index: OutputIndex,
+}
+
+/// A stage after `for` expansion, before resolution.
+struct RawStage<'a> {
+    file: usize,
+    ast: &'a ast::Stage,
+    name: String,
+    name_span: Span,
+    vars: Vars,
+    /// Its name could not be interpolated (already reported): not checked further.
+    bad_name: bool,
+}
+
+/// The loop variables in scope, outermost first.
+type Vars = Vec<(String, Value)>;
+
+/// What an interpolation may name besides `in`, `out`, `metrics` and stages: the loop
+/// variables and the params.
+#[derive(Clone, Copy)]
+struct Scope<'v> {
+    vars: &'v [(String, Value)],
+    params: &'v BTreeMap<String, Value>,
+}
+
+/// No loop variables and no params: include paths, params file paths, the pipeline's name.
+static NO_PARAMS: BTreeMap<String, Value> = BTreeMap::new();
+
+impl Scope<'static> {
+    fn empty() -> Self {
+        Scope {
+            vars: &[],
+            params: &NO_PARAMS,
+        }
+    }
+}
+
+/// The stage being lowered (by `stage`, `command` and `conditions`): which it is, and what
+/// is built so far.
+struct Building<'r, 'a> {
+    me: usize,
+    r: &'r RawStage<'a>,
+    stage: Stage,
+    deps: Vec<Dep>,
+}
+
+impl Lowerer {
+    fn new(root: PathBuf) -> Self {
+        Lowerer {
+            root,
+            sources: SourceMap::default(),
+            rel_names: Vec::new(),
+            diags: RefCell::default(),
+            reported: RefCell::default(),
+            params_failed: false,
+            params: BTreeMap::new(),
+            env: BTreeMap::new(),
+            executor: Executor::default(),
+            by_name: HashMap::new(),
+            stage_names: Vec::new(),
+            outputs: Vec::new(),
+            out_spans: Vec::new(),
+            out_index: OutputIndex::default(),
+        }
+    }
+
+    fn finish_err(self) -> Diagnostics {
+        Diagnostics {
+            sources: self.sources,
+            items: self.diags.into_inner(),
+        }
+    }
+
+    /// Report `d`, unless the same code was reported at the same place already.
+    fn err(&self, d: Diagnostic) {
+        if let (Some(file), Some(l)) = (d.file, d.labels.iter().find(|l| l.primary))
+            && !self.reported.borrow_mut().insert((d.code, file, l.span))
+        {
+            return;
+        }
+        self.diags.borrow_mut().push(d);
+    }
+
+    /// How many diagnostics so far.
+    fn n_errors(&self) -> usize {
+        self.diags.borrow().len()
+    }
+
+    /// Loop variables `vars` and the pipeline's params.
+    fn scope<'v>(&'v self, vars: &'v [(String, Value)]) -> Scope<'v> {
+        Scope {
+            vars,
+            params: &self.params,
+        }
+    }
+
+    /// Run the passes over the parsed root file.
+    fn lower(&mut self, root_file: (usize, ast::File), opts: &Options) -> Option<Pipeline> {
+        let files = self.collect_sources(root_file);
+        let top = self.top_level(&files, opts);
+        let raw = self.expand_all(&files);
+        self.names(&raw);
+        self.outputs(&raw);
+        let mut stages: Vec<Stage> = Vec::with_capacity(raw.len());
+        for (i, r) in raw.iter().enumerate() {
+            stages.push(self.stage(i, r));
+        }
+        if self.n_errors() > 0 {
+            return None;
+        }
+        for (s, o) in stages.iter_mut().zip(std::mem::take(&mut self.outputs)) {
+            s.outputs = o;
+        }
+        let order = self.order(&stages)?;
+        let mut sources = self.rel_names.clone();
+        sources.truncate(files.len().max(1));
+        sources.extend(top.params_sources);
+        Some(Pipeline {
+            name: top.name.unwrap_or_else(|| "pipeline".into()),
+            sources,
+            params: std::mem::take(&mut self.params),
+            overrides: top.overrides,
+            stages,
+            order,
+        })
+    }
+}
