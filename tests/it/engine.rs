@@ -1,12 +1,9 @@
 //! The incremental engine end to end: the real binary, real processes, a real sled store,
 //! asserting on the JSON event log of which stages ran.
 
-mod common;
-
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{Run, Ws, names};
+use crate::common::{Output, Run, Workspace, names};
 
 /// a → b → c, and d on its own. `a` writes the number of lines of src.txt (so an edit that
 /// keeps the line count leaves its output byte-identical: early cutoff).
@@ -36,8 +33,8 @@ stage d {
 }
 "#;
 
-fn chain() -> Ws {
-    let ws = Ws::new(CHAIN);
+fn chain() -> Workspace {
+    let ws = Workspace::new(CHAIN);
     ws.write("src.txt", "one\ntwo\n");
     ws.write("other.txt", "other\n");
     ws
@@ -105,7 +102,7 @@ fn reverting_a_param_restores_outputs_from_the_cache() {
     let ws = chain();
     ws.run(&[]).assert_ok();
     let first = ws.read("out/c.txt");
-    ws.write("pipeline.mlp", &CHAIN.replace("param n = 1", "param n = 2"));
+    ws.write("pipeline.mlp", CHAIN.replace("param n = 1", "param n = 2"));
     let r = ws.run(&[]);
     r.assert_ok();
     assert_eq!(r.ran(), names(&["b", "c"]));
@@ -173,7 +170,7 @@ stage y {
 
 #[test]
 fn independent_stages_overlap_with_two_jobs() {
-    let ws = Ws::new(TWO_SLEEPS);
+    let ws = Workspace::new(TWO_SLEEPS);
     let r = ws.run(&["-j", "2"]);
     r.assert_ok();
     let (xs, xe) = times(&r, "x");
@@ -186,7 +183,7 @@ fn independent_stages_overlap_with_two_jobs() {
 
 #[test]
 fn one_job_runs_one_stage_at_a_time() {
-    let ws = Ws::new(TWO_SLEEPS);
+    let ws = Workspace::new(TWO_SLEEPS);
     let r = ws.run(&["-j", "1"]);
     r.assert_ok();
     let (xs, xe) = times(&r, "x");
@@ -199,7 +196,7 @@ fn one_job_runs_one_stage_at_a_time() {
 
 #[test]
 fn resources_are_never_oversubscribed() {
-    let ws = Ws::new(&TWO_SLEEPS.replace("run \"sleep", "resources cpu = 2\n  run \"sleep"));
+    let ws = Workspace::new(&TWO_SLEEPS.replace("run \"sleep", "resources cpu = 2\n  run \"sleep"));
     let r = ws.run(&["-j", "2"]);
     r.assert_ok();
     let (xs, xe) = times(&r, "x");
@@ -229,7 +226,7 @@ stage slow_independent {
 
 #[test]
 fn a_failure_stops_its_downstream_and_the_run() {
-    let ws = Ws::new(FAILING);
+    let ws = Workspace::new(FAILING);
     let r = ws.run(&["-j", "1"]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     let st = r.statuses();
@@ -252,7 +249,7 @@ fn a_failure_stops_its_downstream_and_the_run() {
 
 #[test]
 fn keep_going_lets_independent_branches_finish() {
-    let ws = Ws::new(&FAILING.replace("stage slow_independent", "stage a_independent"));
+    let ws = Workspace::new(&FAILING.replace("stage slow_independent", "stage a_independent"));
     // Without --keep-going, with one job, the independent stage (ordered after `bad`
     // by critical path? no: by name order here) may not start once `bad` failed.
     let r = ws.run(&["-j", "1", "--keep-going"]);
@@ -265,7 +262,7 @@ fn keep_going_lets_independent_branches_finish() {
 
 #[test]
 fn without_keep_going_nothing_new_starts_after_a_failure() {
-    let ws = Ws::new(
+    let ws = Workspace::new(
         r#"
 pipeline "f"
 stage bad {
@@ -293,7 +290,7 @@ stage later {
 
 #[test]
 fn a_missing_declared_output_fails_the_stage_and_names_the_file() {
-    let ws = Ws::new(
+    let ws = Workspace::new(
         r#"
 pipeline "m"
 stage lazy {
@@ -340,7 +337,7 @@ fn gone_within(pid: &str, limit: Duration) -> bool {
 
 #[test]
 fn a_timeout_kills_the_whole_process_group() {
-    let ws = Ws::new(
+    let ws = Workspace::new(
         r#"
 pipeline "t"
 stage slow {
@@ -377,20 +374,14 @@ stage quick {
 
 #[test]
 fn ctrl_c_kills_running_stages_and_records_them_interrupted() {
-    let ws = Ws::new(LONG);
-    let child = ws
-        .cmd(&["run", "--json", "-j", "2"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let ws = Workspace::new(LONG);
+    let child = ws.command(&["run", "--json", "-j", "2"]).spawn();
     let pid = wait_for(&ws.path().join("long.pid"), Duration::from_secs(20));
     std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
         .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let r = Run::parse(out);
+    let r = Output::of(child).events();
     assert_eq!(r.code, 130, "{}", r.stderr);
     assert_eq!(r.statuses()["long"], "interrupted");
     assert!(
@@ -399,7 +390,7 @@ fn ctrl_c_kills_running_stages_and_records_them_interrupted() {
     );
     assert!(!ws.exists("long.txt"));
     // The next run runs it again (quick is done).
-    ws.write("pipeline.mlp", &LONG.replace("sleep 30", "sleep 0"));
+    ws.write("pipeline.mlp", LONG.replace("sleep 30", "sleep 0"));
     let r = ws.run(&[]);
     r.assert_ok();
     assert_eq!(r.ran(), names(&["long"]));
@@ -408,42 +399,32 @@ fn ctrl_c_kills_running_stages_and_records_them_interrupted() {
 
 #[test]
 fn a_second_run_fails_at_once_naming_the_holder_or_waits() {
-    let ws = Ws::new(&LONG.replace("sleep 30", "sleep 1.5"));
-    let first = ws
-        .cmd(&["run", "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let ws = Workspace::new(&LONG.replace("sleep 30", "sleep 1.5"));
+    let first = ws.command(&["run", "--json"]).spawn();
     wait_for(&ws.path().join("long.pid"), Duration::from_secs(20));
     let t = Instant::now();
     let second = ws.mlp(&["run"]);
-    assert_eq!(second.status.code(), Some(4));
+    assert_eq!(second.code(), 4);
     assert!(
         t.elapsed() < Duration::from_secs(1),
         "the second run did not fail at once"
     );
-    let msg = String::from_utf8_lossy(&second.stderr);
+    let msg = second.stderr();
     assert!(msg.contains(&format!("pid {}", first.id())), "{msg}");
     assert!(msg.contains("--wait"), "{msg}");
     // Read-only commands say a run is in progress instead of failing obscurely.
     let status = ws.mlp(&["status"]);
-    let msg = String::from_utf8_lossy(&status.stderr);
-    assert_eq!(status.status.code(), Some(4), "{msg}");
+    let msg = status.stderr();
+    assert_eq!(status.code(), 4, "{msg}");
     assert!(msg.contains("in use by mlp run"), "{msg}");
     // So does a dry run.
     let dry = ws.mlp(&["run", "--dry-run"]);
-    assert_eq!(
-        dry.status.code(),
-        Some(4),
-        "{}",
-        String::from_utf8_lossy(&dry.stderr)
-    );
+    assert_eq!(dry.code(), 4, "{}", dry.stderr());
     // --wait waits for it, then finds nothing to do.
     let waited = ws.run(&["--wait"]);
     waited.assert_ok();
     assert!(waited.ran().is_empty(), "{:?}", waited.statuses());
-    assert!(first.wait_with_output().unwrap().status.success());
+    Output::of(first).success();
 }
 
 #[test]
@@ -499,13 +480,13 @@ fn targets_force_and_downstream_select_stages() {
     assert_eq!(r.ran(), names(&["c"]));
     assert!(!r.statuses().contains_key("d"));
     let bad = ws.mlp(&["run", "nope"]);
-    assert_eq!(bad.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("no stage `nope`"));
+    assert_eq!(bad.code(), 2);
+    assert!(bad.stderr().contains("no stage `nope`"));
 }
 
 #[test]
 fn directory_and_glob_inputs() {
-    let ws = Ws::new(
+    let ws = Workspace::new(
         r#"
 pipeline "g"
 stage dir {
@@ -540,7 +521,7 @@ fn editing_the_pipeline_file_is_seen() {
     ws.run(&[]).assert_ok();
     ws.write(
         "pipeline.mlp",
-        &CHAIN.replace("cat ${in[0]} ${in[0]}", "cat ${in[0]}"),
+        CHAIN.replace("cat ${in[0]} ${in[0]}", "cat ${in[0]}"),
     );
     let r = ws.run(&[]);
     assert_eq!(r.ran(), names(&["c"]));
@@ -550,11 +531,11 @@ fn editing_the_pipeline_file_is_seen() {
 fn status_and_explain_say_why() {
     let ws = chain();
     let out = ws.mlp(&["status"]);
-    assert!(String::from_utf8_lossy(&out.stdout).contains("never run"));
+    assert!(out.stdout().contains("never run"));
     ws.run(&[]).assert_ok();
     ws.write("other.txt", "new\n");
     let out = ws.mlp(&["status", "--json"]);
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v: serde_json::Value = out.json();
     let d = v
         .as_array()
         .unwrap()
@@ -571,14 +552,14 @@ fn status_and_explain_say_why() {
         .unwrap();
     assert_eq!(a["state"], "fresh");
     let out = ws.mlp(&["explain", "d"]);
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = out.stdout();
     assert!(text.contains("input `other.txt` changed"), "{text}");
     assert!(
         text.contains("command   mkdir -p out && cp other.txt out/d.txt"),
         "{text}"
     );
     let out = ws.mlp(&["explain", "b", "--json"]);
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v: serde_json::Value = out.json();
     assert_eq!(v["key"]["params"]["n"], 1);
     assert_eq!(v["changes"].as_array().unwrap().len(), 0);
 }
@@ -588,16 +569,12 @@ fn gc_removes_what_no_kept_run_needs() {
     let ws = chain();
     ws.run(&[]).assert_ok();
     for i in 0..3 {
-        ws.write("other.txt", &format!("version {i}\n"));
+        ws.write("other.txt", format!("version {i}\n"));
         ws.run(&[]).assert_ok();
     }
     let out = ws.mlp(&["gc", "--keep", "1", "--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(out.code() == 0, "{}", out.stderr());
+    let v: serde_json::Value = out.json();
     assert!(v["objects_removed"].as_u64().unwrap() >= 3, "{v}");
     // What is current still restores.
     std::fs::remove_file(ws.path().join("out/d.txt")).unwrap();
@@ -622,7 +599,7 @@ fn sigkill_at_any_moment_leaves_a_consistent_workspace() {
             i % 5
         ));
     }
-    let ws = Ws::new(&p);
+    let ws = Workspace::new(&p);
     ws.write("seed.txt", "seed\n");
     let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
     let mut next = || {
@@ -635,14 +612,9 @@ fn sigkill_at_any_moment_leaves_a_consistent_workspace() {
         // A new value each round so that there is work to interrupt.
         ws.write(
             "pipeline.mlp",
-            &p.replace("param v = 0", &format!("param v = {}", round % 4)),
+            p.replace("param v = 0", &format!("param v = {}", round % 4)),
         );
-        let child = ws
-            .cmd(&["run", "-j", "2"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let child = ws.command(&["run", "-j", "2"]).spawn_silent();
         std::thread::sleep(Duration::from_millis(next() % 300));
         let mut child = child;
         let _ = child.kill();
@@ -673,7 +645,7 @@ fn sigkill_at_any_moment_leaves_a_consistent_workspace() {
 
 #[test]
 fn a_missing_input_fails_the_stage_and_names_it() {
-    let ws = Ws::new(
+    let ws = Workspace::new(
         r#"
 pipeline "m"
 stage s {
@@ -699,7 +671,7 @@ stage s {
   run "[ $(cat v.txt) = 1 ] && cp v.txt ${out.o} || true"
 }
 "#;
-    let ws = Ws::new(p);
+    let ws = Workspace::new(p);
     ws.write("v.txt", "1");
     ws.run(&[]).assert_ok();
     ws.write("v.txt", "2");
@@ -717,7 +689,7 @@ stage s {
 fn listing_commands_stop_quietly_on_a_closed_pipe() {
     let ws = chain();
     for _ in 0..3 {
-        ws.write("other.txt", &format!("{:?}\n", Instant::now()));
+        ws.write("other.txt", format!("{:?}\n", Instant::now()));
         ws.run(&[]).assert_ok();
     }
     for args in [
@@ -726,15 +698,10 @@ fn listing_commands_stop_quietly_on_a_closed_pipe() {
         &["status"],
         &["show", "last"],
     ] {
-        let mut child = ws
-            .cmd(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = ws.command(args).spawn();
         drop(child.stdout.take());
-        let out = child.wait_with_output().unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
+        let out = Output::of(child);
+        let err = out.stderr();
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
 }
@@ -743,7 +710,7 @@ fn listing_commands_stop_quietly_on_a_closed_pipe() {
 fn a_dry_run_changes_nothing() {
     let ws = chain();
     ws.run(&[]).assert_ok();
-    ws.write("pipeline.mlp", &CHAIN.replace("param n = 1", "param n = 2"));
+    ws.write("pipeline.mlp", CHAIN.replace("param n = 1", "param n = 2"));
     ws.run(&[]).assert_ok();
     ws.write("pipeline.mlp", CHAIN);
     let before = ws.read("out/b.txt");
@@ -751,8 +718,7 @@ fn a_dry_run_changes_nothing() {
     r.assert_ok();
     assert_eq!(r.with_status("would_run"), names(&["b", "c"]));
     assert_eq!(ws.read("out/b.txt"), before, "a dry run restored an output");
-    let st: serde_json::Value =
-        serde_json::from_slice(&ws.mlp(&["status", "--json"]).stdout).unwrap();
+    let st: serde_json::Value = ws.mlp(&["status", "--json"]).json();
     let b = st
         .as_array()
         .unwrap()
