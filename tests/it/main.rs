@@ -9,6 +9,7 @@ mod common;
 
 mod book;
 mod cli;
+mod consistency;
 mod diagnostics;
 mod engine;
 mod example_churn;
