@@ -347,6 +347,15 @@ impl Run {
     }
 }
 
+/// Send SIGINT (Ctrl-C) to a spawned command; whether `kill` succeeded.
+pub fn interrupt(child: &Child) -> bool {
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill")
+        .success()
+}
+
 /// Stage names, sorted, to compare with [`Run::ran`] and [`Run::with_status`].
 pub fn names(v: &[&str]) -> Vec<String> {
     let mut v: Vec<String> = v.iter().map(|s| s.to_string()).collect();

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::{Output, Run, Workspace, names};
+use crate::common::{Output, Run, Workspace, interrupt, names};
 
 /// a → b → c, and d on its own. `a` writes the number of lines of src.txt (so an edit that
 /// keeps the line count leaves its output byte-identical: early cutoff).
@@ -377,10 +377,7 @@ fn ctrl_c_kills_running_stages_and_records_them_interrupted() {
     let ws = Workspace::new(LONG);
     let child = ws.command(&["run", "--json", "-j", "2"]).spawn();
     let pid = wait_for(&ws.path().join("long.pid"), Duration::from_secs(20));
-    std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
+    interrupt(&child);
     let r = Output::of(child).events();
     assert_eq!(r.code, 130, "{}", r.stderr);
     assert_eq!(r.statuses()["long"], "interrupted");

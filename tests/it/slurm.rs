@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::sync::{OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
-use crate::common::{Output, Workspace, names, skip_or_fail};
+use crate::common::{Output, Workspace, interrupt, names, skip_or_fail};
 use serde_json::Value;
 
 /// Why Slurm cannot be used here, if it cannot.
@@ -276,14 +276,7 @@ fn ctrl_c_cancels_the_jobs() {
     );
     let mut child = ws.command(&["run", "--json"]).spawn();
     let id = running_job(&ws, "interrupted_job", &mut child);
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    assert!(interrupt(&child));
     let r = Output::of(child).events();
     assert_eq!(r.code, 130, "{}", r.stderr);
     assert_eq!(r.event("interrupted_job")["status"], "interrupted");

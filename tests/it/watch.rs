@@ -5,7 +5,7 @@ use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::common::Workspace;
+use crate::common::{Workspace, interrupt};
 use serde_json::Value;
 
 struct Watcher {
@@ -99,10 +99,7 @@ impl Watcher {
     }
 
     fn stop(mut self) -> Vec<Value> {
-        std::process::Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .status()
-            .unwrap();
+        interrupt(&self.child);
         let status = self.child.wait().unwrap();
         assert_eq!(
             status.code(),
