@@ -268,8 +268,7 @@ fn help_section<'a>(help: &'a str, title: &str) -> Vec<&'a str> {
 }
 
 fn subcommands() -> Vec<String> {
-    let out = mlp(&["help"]).run();
-    assert!(out.code() == 0);
+    let out = mlp(&["help"]).run().success();
     let help = out.stdout();
     let cmds: Vec<String> = help_section(help, "Commands:")
         .iter()

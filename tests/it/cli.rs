@@ -43,7 +43,7 @@ fn fmt_check_rewrite_and_idempotence() {
         once.contains("stage b {\n  in  a.o\n  out o = \"b.txt\"\n"),
         "{once}"
     );
-    assert_eq!(ws.mlp(&["fmt", "--check"]).code(), 0);
+    ws.mlp(&["fmt", "--check"]).success();
     stdout(ws.mlp(&["fmt"]));
     assert_eq!(ws.read("pipeline.mlp"), once, "fmt is idempotent");
     // The formatted file means the same: the same DAG.
@@ -78,7 +78,6 @@ fn the_pipeline_file_is_found_upward_and_a_missing_one_is_explained() {
         .current_dir(ws.path().join("deep/er"))
         .run()
         .success();
-    let out = Workspace::empty().mlp(&["run"]);
-    assert_eq!(out.code(), 1);
+    let out = Workspace::empty().mlp(&["run"]).failure(1);
     assert!(out.stderr().contains("-f FILE"));
 }

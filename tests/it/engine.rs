@@ -400,8 +400,7 @@ fn a_second_run_fails_at_once_naming_the_holder_or_waits() {
     let first = ws.command(&["run", "--json"]).spawn();
     wait_for(&ws.path().join("long.pid"), Duration::from_secs(20));
     let t = Instant::now();
-    let second = ws.mlp(&["run"]);
-    assert_eq!(second.code(), 4);
+    let second = ws.mlp(&["run"]).failure(4);
     assert!(
         t.elapsed() < Duration::from_secs(1),
         "the second run did not fail at once"
@@ -415,8 +414,7 @@ fn a_second_run_fails_at_once_naming_the_holder_or_waits() {
     assert_eq!(status.code(), 4, "{msg}");
     assert!(msg.contains("in use by mlp run"), "{msg}");
     // So does a dry run.
-    let dry = ws.mlp(&["run", "--dry-run"]);
-    assert_eq!(dry.code(), 4, "{}", dry.stderr());
+    ws.mlp(&["run", "--dry-run"]).failure(4);
     // --wait waits for it, then finds nothing to do.
     let waited = ws.run(&["--wait"]);
     waited.assert_ok();
@@ -476,8 +474,7 @@ fn targets_force_and_downstream_select_stages() {
     let r = ws.run(&["a", "--downstream"]);
     assert_eq!(r.ran(), names(&["c"]));
     assert!(!r.statuses().contains_key("d"));
-    let bad = ws.mlp(&["run", "nope"]);
-    assert_eq!(bad.code(), 2);
+    let bad = ws.mlp(&["run", "nope"]).failure(2);
     assert!(bad.stderr().contains("no stage `nope`"));
 }
 
@@ -569,9 +566,7 @@ fn gc_removes_what_no_kept_run_needs() {
         ws.write("other.txt", format!("version {i}\n"));
         ws.run(&[]).assert_ok();
     }
-    let out = ws.mlp(&["gc", "--keep", "1", "--json"]);
-    assert!(out.code() == 0, "{}", out.stderr());
-    let v: serde_json::Value = out.json();
+    let v = ws.mlp(&["gc", "--keep", "1", "--json"]).success().json();
     assert!(v["objects_removed"].as_u64().unwrap() >= 3, "{v}");
     // What is current still restores.
     std::fs::remove_file(ws.path().join("out/d.txt")).unwrap();

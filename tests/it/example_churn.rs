@@ -251,8 +251,7 @@ fn churn_pipeline_from_raw_data_to_a_promoted_model() {
     };
     assert_eq!(row("params.train.max_iter")["b"], 5);
     assert!(row("metrics.evaluate.eval.auc")["delta"].as_f64().unwrap() < -0.01);
-    let out = ws.mlp(&["diff", "1", &worse_run]);
-    assert!(out.code() == 0);
+    let out = ws.mlp(&["diff", "1", &worse_run]).success();
     let text = out.stdout();
     assert!(text.contains("metrics.evaluate.eval.auc"), "{text}");
     timed("done", start);

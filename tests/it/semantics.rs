@@ -66,8 +66,7 @@ fn gates_compare_with_the_promoted_baseline() {
     assert_eq!(ws.read("rollbacks.txt"), "rolled back\n");
     assert_eq!(ws.read("live.txt"), "model-0.8\n");
     // The human output says it too.
-    let out = ws.mlp(&["run", "--set", "auc=0.75"]);
-    assert_eq!(out.code(), 3);
+    let out = ws.mlp(&["run", "--set", "auc=0.75"]).failure(3);
     let text = out.stderr();
     assert!(
         text.contains("gate failed: eval.auc >= baseline.eval.auc (0.75 >= 0.8)"),
@@ -93,8 +92,7 @@ fn gates_compare_with_the_promoted_baseline() {
     );
 
     // `mlp promote` moves the baseline back to run 1: 0.85 passes, without retraining.
-    let out = ws.mlp(&["promote", "1"]);
-    assert!(out.code() == 0, "{}", out.stderr());
+    ws.mlp(&["promote", "1"]).success();
     let r = ws.run(&["--set", "auc=0.85"]);
     r.assert_ok();
     assert_eq!(r.statuses()["evaluate"], "restored", "{:?}", r.statuses());
@@ -126,8 +124,7 @@ fn diff_shows_params_and_metrics_with_deltas() {
         "equal rows are left out"
     );
     // Default: the last run against the baseline (run 2 promoted itself: then the run before).
-    let out = ws.mlp(&["diff"]);
-    assert!(out.code() == 0);
+    let out = ws.mlp(&["diff"]).success();
     let text = out.stdout();
     assert!(
         text.contains("metrics.evaluate.eval.auc") && text.contains("+0.1000"),
@@ -337,15 +334,13 @@ fn checkout_restores_a_run_byte_for_byte_until_gc_collects_it() {
     let eval1 = ws.read("eval.json");
     ws.run(&["--set", "auc=0.9"]).assert_ok();
     assert_ne!(ws.read("model.txt"), model1);
-    let out = ws.mlp(&["checkout", "1"]);
-    assert!(out.code() == 0, "{}", out.stderr());
+    ws.mlp(&["checkout", "1"]).success();
     assert_eq!(ws.read("model.txt"), model1);
     assert_eq!(ws.read("eval.json"), eval1);
     // After gc keeps only the last run, run 1's outputs are gone: a clear error, nothing changed.
     ws.run(&["--set", "auc=0.9"]).assert_ok();
     ws.run(&["--set", "auc=0.95"]).assert_ok();
-    let gc = ws.mlp(&["gc", "--keep", "1"]);
-    assert!(gc.code() == 0);
+    ws.mlp(&["gc", "--keep", "1"]).success();
     let before = ws.read("model.txt");
     let out = ws.mlp(&["checkout", "1"]);
     assert!(out.code() != 0);

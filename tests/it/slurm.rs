@@ -144,9 +144,7 @@ fn running_job(ws: &Workspace, stage: &str, child: &mut std::process::Child) -> 
 }
 
 fn identity(ws: &Workspace, stage: &str) -> String {
-    let out = ws.mlp(&["explain", stage, "--json"]);
-    assert!(out.code() == 0, "{}", out.stderr());
-    let v: Value = out.json();
+    let v = ws.mlp(&["explain", stage, "--json"]).success().json();
     v["identity"].as_str().unwrap().to_string()
 }
 

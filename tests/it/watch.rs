@@ -323,12 +323,10 @@ fn while_watching_other_commands_are_told_who_holds_the_workspace() {
     // (A plain `mlp run` with nothing to do answers from the snapshot without the lock:
     // that is still true while watching. One with work to do needs the workspace.)
     ws.mlp(&["run"]).success();
-    let run = ws.mlp(&["run", "--force", "c"]);
-    assert_eq!(run.code(), 4);
+    let run = ws.mlp(&["run", "--force", "c"]).failure(4);
     assert!(run.stderr().contains("mlp watch"));
     // The history needs the store, which the watcher holds.
-    let runs = ws.mlp(&["runs"]);
-    assert_eq!(runs.code(), 4);
+    let runs = ws.mlp(&["runs"]).failure(4);
     assert!(runs.stderr().contains("in use by mlp watch"));
     w.stop();
     // Once it stopped, the workspace is free again.
