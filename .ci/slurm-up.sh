@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Start a small real Slurm cluster on this host for the Slurm tests (tests/slurm.rs):
+# Start a small real Slurm cluster on this host for the Slurm tests (tests/it/slurm.rs):
 # munged, slurmctld and one slurmd per emulated node (n1, n2 by default), from Debian's
 # packages, without systemd or cgroups. With MLP_SLURM_DBD=1 also MariaDB + slurmdbd, so
 # that `sacct` works (otherwise mlp reads final job states with `scontrol show job`).

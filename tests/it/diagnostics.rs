@@ -3,100 +3,64 @@
 //!
 //! Each case is `tests/fixtures/diag/NAME.mlp` (copied to `pipeline.mlp`) or the directory
 //! `tests/fixtures/diag/NAME/` (copied whole; its `pipeline.mlp` is checked), in a fresh
-//! temporary directory. Snapshots are `tests/snapshots/diagnostics__NAME.snap`: the exit
+//! temporary directory. Snapshots are `tests/it/snapshots/it__diagnostics__NAME.snap`: the exit
 //! code, then stdout (if any) and stderr with the temporary directory shown as `[TMP]`.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
+
+use crate::common::{Output, Workspace, root};
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/diag")
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), dest).unwrap();
-        }
-    }
+    root().join("tests/fixtures/diag")
 }
 
 /// A workspace holding the case's files.
-fn workspace(case: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
+fn workspace(case: &str) -> Workspace {
     let src = fixtures().join(case);
     if src.is_dir() {
-        copy_dir(&src, dir.path());
+        Workspace::copy_of(&src, &[])
     } else {
         let file = fixtures().join(format!("{case}.mlp"));
-        std::fs::copy(&file, dir.path().join("pipeline.mlp"))
-            .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-    }
-    dir
-}
-
-struct Output {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-/// `mlp -f pipeline.mlp check ARGS...` in `dir`, without colour.
-fn check_in(dir: &Path, args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_mlp"))
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .env_remove("CLICOLOR_FORCE")
-        .env_remove("FORCE_COLOR")
-        .args(["-f", "pipeline.mlp", "check"])
-        .args(args)
-        .output()
-        .expect("run mlp");
-    let clean = |b: &[u8]| {
-        let mut s = String::from_utf8_lossy(b).into_owned();
-        // The temporary directory, as given and as the OS resolves it.
-        for d in [dir.to_path_buf(), dir.canonicalize().unwrap()] {
-            s = s.replace(&d.display().to_string(), "[TMP]");
-        }
-        s
-    };
-    Output {
-        code: out.status.code().unwrap_or(-1),
-        stdout: clean(&out.stdout),
-        stderr: clean(&out.stderr),
+        let text = std::fs::read(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let ws = Workspace::empty();
+        ws.write("pipeline.mlp", text);
+        ws
     }
 }
 
-fn render(out: &Output) -> String {
-    let mut s = format!("exit: {}\n", out.code);
-    if !out.stdout.is_empty() {
+/// `mlp -f pipeline.mlp check ARGS...` in the workspace.
+fn check_in(ws: &Workspace, args: &[&str]) -> Output {
+    let mut all = vec!["-f", "pipeline.mlp", "check"];
+    all.extend_from_slice(args);
+    ws.mlp(&all)
+}
+
+/// The exit code, then stdout (if any) and stderr, with the workspace shown as `[TMP]`.
+fn render(ws: &Workspace, out: &Output) -> String {
+    let mut s = format!("exit: {}\n", out.code());
+    if !out.stdout().is_empty() {
         s.push_str("--- stdout\n");
-        s.push_str(&out.stdout);
+        s.push_str(&ws.redact(out.stdout()));
     }
     s.push_str("--- stderr\n");
-    s.push_str(&out.stderr);
+    s.push_str(&ws.redact(out.stderr()));
     s
 }
 
 /// Check the case, assert it failed, and compare what it printed with the snapshot.
-fn snapshot_in(case: &str, dir: &Path, args: &[&str]) {
-    let out = check_in(dir, args);
-    assert_ne!(out.code, 0, "{case} passed the check:\n{}", render(&out));
+fn snapshot_in(case: &str, ws: &Workspace, args: &[&str]) {
+    let out = check_in(ws, args);
+    let rendered = render(ws, &out);
+    assert_ne!(out.code(), 0, "{case} passed the check:\n{rendered}");
     assert!(
-        !out.stderr.contains('\u{1b}'),
+        !out.stderr().contains('\u{1b}'),
         "{case}: colour codes with NO_COLOR=1"
     );
-    insta::assert_snapshot!(case, render(&out));
+    insta::assert_snapshot!(case, rendered);
 }
 
 fn snapshot(case: &str, args: &[&str]) {
-    let dir = workspace(case);
-    snapshot_in(case, dir.path(), args);
+    snapshot_in(case, &workspace(case), args);
 }
 
 macro_rules! cases {
@@ -201,19 +165,17 @@ const MADE_CASES: &[&str] = &["non_utf8_file", "missing_pipeline_file"];
 
 #[test]
 fn non_utf8_file() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("pipeline.mlp"),
+    let ws = Workspace::empty();
+    ws.write(
+        "pipeline.mlp",
         b"pipeline \"demo\"\n# na\xefve comment in Latin-1\nstage a {\n  run \"make\"\n}\n",
-    )
-    .unwrap();
-    snapshot_in("non_utf8_file", dir.path(), &[]);
+    );
+    snapshot_in("non_utf8_file", &ws, &[]);
 }
 
 #[test]
 fn missing_pipeline_file() {
-    let dir = tempfile::tempdir().unwrap();
-    snapshot_in("missing_pipeline_file", dir.path(), &[]);
+    snapshot_in("missing_pipeline_file", &Workspace::empty(), &[]);
 }
 
 /// At least 30 situations, and every committed snapshot records a failure.
@@ -221,13 +183,13 @@ fn missing_pipeline_file() {
 fn every_snapshot_is_a_failure() {
     let all: Vec<&str> = CASES.iter().chain(MADE_CASES).copied().collect();
     assert!(all.len() >= 30, "only {} cases", all.len());
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots");
+    let dir = root().join("tests/it/snapshots");
     let mut seen = 0;
     for e in std::fs::read_dir(&dir).unwrap() {
         let path = e.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         let Some(case) = name
-            .strip_prefix("diagnostics__")
+            .strip_prefix("it__diagnostics__")
             .and_then(|n| n.strip_suffix(".snap"))
         else {
             continue;
@@ -250,12 +212,12 @@ fn every_snapshot_is_a_failure() {
 // ---------------------------------------------------------------- positions --
 
 /// `(code, file, line, column)` of the primary label of each diagnostic, from `--json`.
-fn positions(dir: &Path, args: &[&str]) -> Vec<(String, String, u64, u64)> {
+fn positions(ws: &Workspace, args: &[&str]) -> Vec<(String, String, u64, u64)> {
     let mut all = vec!["--json"];
     all.extend_from_slice(args);
-    let out = check_in(dir, &all);
-    assert_eq!(out.code, 1, "{}", render(&out));
-    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("JSON on stdout");
+    let out = check_in(ws, &all);
+    assert_eq!(out.code(), 1, "{}", render(ws, &out));
+    let v: serde_json::Value = serde_json::from_str(out.stdout()).expect("JSON on stdout");
     v["errors"]
         .as_array()
         .expect("errors")
@@ -277,7 +239,7 @@ fn positions(dir: &Path, args: &[&str]) -> Vec<(String, String, u64, u64)> {
 }
 
 fn case_positions(case: &str) -> Vec<(String, String, u64, u64)> {
-    positions(workspace(case).path(), &[])
+    positions(&workspace(case), &[])
 }
 
 fn p(code: &str, file: &str, line: u64, col: u64) -> (String, String, u64, u64) {
@@ -357,7 +319,10 @@ fn columns_count_characters_not_bytes() {
         case_positions("non_ascii_columns"),
         [p("E0104", "pipeline.mlp", 4, 20)]
     );
-    let dir = workspace("non_ascii_columns");
-    let out = check_in(dir.path(), &[]);
-    assert!(out.stderr.contains("[pipeline.mlp:4:20]"), "{}", out.stderr);
+    let out = check_in(&workspace("non_ascii_columns"), &[]);
+    assert!(
+        out.stderr().contains("[pipeline.mlp:4:20]"),
+        "{}",
+        out.stderr()
+    );
 }

@@ -2,31 +2,28 @@
 //! retrieval, prompt variants A and B through a `for` loop, accuracy gates, a provider
 //! with retries and a local fallback during a simulated outage, token and time metrics.
 
-mod common;
-
-use common::{Run, Ws, json, names};
+use crate::common::{Run, Workspace, names, skip_or_fail};
 use serde_json::Value;
 
-fn read_json(ws: &Ws, rel: &str) -> Value {
+fn read_json(ws: &Workspace, rel: &str) -> Value {
     serde_json::from_str(&ws.read(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
 }
 
 /// `mlp run --json ARGS` with the caller's environment, minus any LLM_OUTAGE, plus `env`.
-fn run_with(ws: &Ws, args: &[&str], env: &[(&str, &str)]) -> Run {
+fn run_with(ws: &Workspace, args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut all = vec!["run", "--json"];
     all.extend_from_slice(args);
-    let mut c = ws.cmd(&all);
-    c.env_remove("LLM_OUTAGE");
+    let mut c = ws.command(&all).env_remove("LLM_OUTAGE");
     for (k, v) in env {
-        c.env(k, v);
+        c = c.env(k, v);
     }
-    Run::parse(c.output().expect("spawn mlp"))
+    c.run().events()
 }
 
-fn edit(ws: &Ws, rel: &str, from: &str, to: &str) {
+fn edit(ws: &Workspace, rel: &str, from: &str, to: &str) {
     let text = ws.read(rel);
     assert!(text.contains(from), "{rel} has no {from:?}");
-    ws.write(rel, &text.replacen(from, to, 1));
+    ws.write(rel, text.replacen(from, to, 1));
 }
 
 #[test]
@@ -36,10 +33,10 @@ fn llm_rag_pipeline_ab_prompts_fallback_and_costs() {
         .output()
         .is_ok_and(|o| o.status.success());
     if !has_python {
-        common::skip_or_fail("python3 is not available");
+        skip_or_fail("python3 is not available");
         return;
     }
-    let ws = common::copy_example("llm-rag");
+    let ws = Workspace::example("llm-rag");
     let all = [
         "ab_report",
         "answer_a",
@@ -54,7 +51,7 @@ fn llm_rag_pipeline_ab_prompts_fallback_and_costs() {
     let r = run_with(&ws, &[], &[]);
     r.assert_ok();
     assert_eq!(r.ran(), names(&all), "{:?}", r.statuses());
-    let show = json(&ws.mlp(&["show", "last", "--json"]));
+    let show = ws.mlp(&["show", "last", "--json"]).success().json();
     let stages = &show["stages"];
     for v in ["a", "b"] {
         let cost = &stages[format!("answer_{v}")]["metrics"]["cost"];
@@ -111,11 +108,14 @@ fn llm_rag_pipeline_ab_prompts_fallback_and_costs() {
     for s in ["index", "retrieve", "answer_b", "eval_b"] {
         assert_eq!(r.statuses()[s], "fresh", "{s}: {:?}", r.statuses());
     }
-    let after_edit = json(&ws.mlp(&["runs", "--json", "--limit", "1"]))[0]["id"]
+    let after_edit = ws.mlp(&["runs", "--json", "--limit", "1"]).success().json()[0]["id"]
         .as_str()
         .unwrap()
         .to_string();
-    let d = json(&ws.mlp(&["diff", "1", &after_edit, "--json"]));
+    let d = ws
+        .mlp(&["diff", "1", &after_edit, "--json"])
+        .success()
+        .json();
     let tokens = d["rows"]
         .as_array()
         .unwrap()
@@ -148,7 +148,7 @@ fn llm_rag_pipeline_ab_prompts_fallback_and_costs() {
     let ev = r.event("answer_b");
     assert_eq!(ev["attempts"], 3, "{ev}");
     assert!(ev["notes"].to_string().contains("fallback"), "{ev}");
-    let show = json(&ws.mlp(&["show", "last", "--json"]));
+    let show = ws.mlp(&["show", "last", "--json"]).success().json();
     let b = &show["stages"]["answer_b"];
     assert_eq!(b["fallback_used"], true, "{b}");
     assert_eq!(b["metrics"]["cost"]["model"], "local-extractive", "{b}");
@@ -174,12 +174,12 @@ fn llm_rag_pipeline_ab_prompts_fallback_and_costs() {
         "{:?}",
         r.statuses()
     );
-    let show = json(&ws.mlp(&["show", "last", "--json"]));
+    let show = ws.mlp(&["show", "last", "--json"]).success().json();
     assert_ne!(show["stages"]["answer_b"]["fallback_used"], true);
     assert_eq!(
         show["stages"]["answer_b"]["metrics"]["cost"]["model"],
         "sim-llm"
     );
-    let runs = json(&ws.mlp(&["runs", "--json"]));
+    let runs = ws.mlp(&["runs", "--json"]).success().json();
     assert_eq!(runs.as_array().unwrap().len(), 4, "{runs}");
 }

@@ -1,13 +1,11 @@
 //! `mlp watch` driven by real file edits, asserting on its JSON event log.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::Ws;
+use crate::common::{Workspace, interrupt};
 use serde_json::Value;
 
 struct Watcher {
@@ -16,15 +14,10 @@ struct Watcher {
 }
 
 impl Watcher {
-    fn start(ws: &Ws, args: &[&str]) -> Watcher {
+    fn start(ws: &Workspace, args: &[&str]) -> Watcher {
         let mut all = vec!["watch", "--json"];
         all.extend_from_slice(args);
-        let mut child = ws
-            .cmd(&all)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn mlp watch");
+        let mut child = ws.command(&all).spawn();
         let events = Arc::new(Mutex::new(Vec::new()));
         let out = child.stdout.take().unwrap();
         let sink = Arc::clone(&events);
@@ -106,10 +99,7 @@ impl Watcher {
     }
 
     fn stop(mut self) -> Vec<Value> {
-        std::process::Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .status()
-            .unwrap();
+        interrupt(&self.child);
         let status = self.child.wait().unwrap();
         assert_eq!(
             status.code(),
@@ -147,8 +137,8 @@ stage c {
 }
 "#;
 
-fn ws() -> Ws {
-    let ws = Ws::new(P);
+fn ws() -> Workspace {
+    let ws = Workspace::new(P);
     ws.write("src/a.txt", "a\n");
     ws.write("src/c.txt", "c\n");
     ws
@@ -189,7 +179,7 @@ fn an_atomic_rename_save_is_seen_again_and_again() {
     for i in 0..3 {
         let from = w.len();
         // What editors do: write a temp file, rename it over the original.
-        ws.write("src/.a.txt.swp", &format!("saved {i}\n"));
+        ws.write("src/.a.txt.swp", format!("saved {i}\n"));
         std::fs::rename(
             ws.path().join("src/.a.txt.swp"),
             ws.path().join("src/a.txt"),
@@ -202,7 +192,7 @@ fn an_atomic_rename_save_is_seen_again_and_again() {
 
 #[test]
 fn an_edit_during_a_running_stage_restarts_it_and_spares_the_others() {
-    let ws = Ws::new(
+    let ws = Workspace::new(
         r#"
 pipeline "w"
 stage slow {
@@ -256,14 +246,14 @@ fn a_broken_pipeline_file_is_reported_and_watching_recovers_when_fixed() {
     let ws = ws();
     let w = Watcher::start(&ws, &[]);
     let from = w.len();
-    ws.write("pipeline.mlp", &format!("{P}\nstage broken {{ run }}\n"));
+    ws.write("pipeline.mlp", format!("{P}\nstage broken {{ run }}\n"));
     w.wait_from(from, "the plan error", Duration::from_secs(10), |e| {
         e["event"] == "plan_error"
     });
     let from = w.len();
     ws.write(
         "pipeline.mlp",
-        &P.replace("cat src/c.txt", "tr a-z A-Z < src/c.txt"),
+        P.replace("cat src/c.txt", "tr a-z A-Z < src/c.txt"),
     );
     assert_eq!(w.settle(from), vec!["c"]);
     assert_eq!(ws.read("out/c.txt"), "C\n");
@@ -271,7 +261,7 @@ fn a_broken_pipeline_file_is_reported_and_watching_recovers_when_fixed() {
 
 #[test]
 fn a_file_that_does_not_exist_yet_is_picked_up_when_it_appears() {
-    let ws = Ws::new(
+    let ws = Workspace::new(
         r#"
 pipeline "w"
 stage late {
@@ -290,7 +280,7 @@ stage late {
 
 #[test]
 fn every_timers_fire_and_drive_a_monitoring_loop() {
-    let ws = Ws::new(
+    let ws = Workspace::new(
         r#"
 pipeline "monitoring"
 stage monitor {
@@ -332,15 +322,13 @@ fn while_watching_other_commands_are_told_who_holds_the_workspace() {
     let w = Watcher::start(&ws, &[]);
     // (A plain `mlp run` with nothing to do answers from the snapshot without the lock:
     // that is still true while watching. One with work to do needs the workspace.)
-    assert!(ws.mlp(&["run"]).status.success());
-    let run = ws.mlp(&["run", "--force", "c"]);
-    assert_eq!(run.status.code(), Some(4));
-    assert!(String::from_utf8_lossy(&run.stderr).contains("mlp watch"));
+    ws.mlp(&["run"]).success();
+    let run = ws.mlp(&["run", "--force", "c"]).failure(4);
+    assert!(run.stderr().contains("mlp watch"));
     // The history needs the store, which the watcher holds.
-    let runs = ws.mlp(&["runs"]);
-    assert_eq!(runs.status.code(), Some(4));
-    assert!(String::from_utf8_lossy(&runs.stderr).contains("in use by mlp watch"));
+    let runs = ws.mlp(&["runs"]).failure(4);
+    assert!(runs.stderr().contains("in use by mlp watch"));
     w.stop();
     // Once it stopped, the workspace is free again.
-    assert!(ws.mlp(&["status"]).status.success());
+    ws.mlp(&["status"]).success();
 }

@@ -6,11 +6,9 @@
 //! pip install) is built once. Without PyPI the test is skipped with the reason, except
 //! under `CI=true`, where that is a failure.
 
-mod common;
-
 use std::time::Instant;
 
-use common::{Run, Ws, json, names};
+use crate::common::{Run, Workspace, names, skip_or_fail};
 use serde_json::Value;
 
 fn reason(r: &Run, stage: &str) -> String {
@@ -25,7 +23,7 @@ fn timed(label: &str, start: Instant) {
 }
 
 /// The last line of the registry's history.
-fn last_event(ws: &Ws) -> String {
+fn last_event(ws: &Workspace) -> String {
     ws.read("registry/history.log")
         .lines()
         .last()
@@ -54,10 +52,10 @@ fn churn_pipeline_from_raw_data_to_a_promoted_model() {
         .output()
         .is_ok_and(|o| o.status.success());
     if !venv_ok {
-        common::skip_or_fail("python3 with the venv and ensurepip modules is not available");
+        skip_or_fail("python3 with the venv and ensurepip modules is not available");
         return;
     }
-    let ws = common::copy_example("churn");
+    let ws = Workspace::example("churn");
 
     // 1. Everything runs: the venv, the data, the checks, the model, the gates (no baseline
     //    yet: they pass and say so), the canary, the promotion; no rollback, no retrain.
@@ -70,7 +68,7 @@ fn churn_pipeline_from_raw_data_to_a_promoted_model() {
             .filter_map(Result::ok)
             .filter_map(|d| std::fs::read_to_string(d.path().join("setup.log")).ok())
             .collect::<String>();
-        common::skip_or_fail(&format!(
+        skip_or_fail(&format!(
             "the setup stage could not pip-install requirements.txt (is PyPI reachable?): {}\n{log}",
             reason(&r, "setup")
         ));
@@ -94,7 +92,7 @@ fn churn_pipeline_from_raw_data_to_a_promoted_model() {
     assert!(current.starts_with("v-"), "{current}");
     assert!(ws.exists(&format!("registry/versions/{}/model.pkl", current.trim())));
     assert!(last_event(&ws).contains(" promote "), "{}", last_event(&ws));
-    let runs = json(&ws.mlp(&["runs", "--json"]));
+    let runs = ws.mlp(&["runs", "--json"]).success().json();
     assert_eq!(
         runs[0]["baseline"], true,
         "promote_model made run 1 the baseline"
@@ -163,7 +161,7 @@ fn churn_pipeline_from_raw_data_to_a_promoted_model() {
         last_event(&ws)
     );
     assert_eq!(ws.read("registry/current"), current);
-    let worse_run = json(&ws.mlp(&["runs", "--json", "--limit", "1"]))[0]["id"]
+    let worse_run = ws.mlp(&["runs", "--json", "--limit", "1"]).success().json()[0]["id"]
         .as_str()
         .unwrap()
         .to_string();
@@ -202,7 +200,7 @@ fn churn_pipeline_from_raw_data_to_a_promoted_model() {
     let better_eval: Value = serde_json::from_str(&ws.read("metrics/eval.json")).unwrap();
     assert!(better_eval["auc"].as_f64().unwrap() > auc, "{better_eval}");
     assert!(better_eval["ece"].as_f64().unwrap() < eval["ece"].as_f64().unwrap());
-    let runs = json(&ws.mlp(&["runs", "--json", "--limit", "1"]));
+    let runs = ws.mlp(&["runs", "--json", "--limit", "1"]).success().json();
     assert_eq!(runs[0]["baseline"], true, "{runs}");
     timed("better model", start);
 
@@ -232,16 +230,19 @@ fn churn_pipeline_from_raw_data_to_a_promoted_model() {
     timed("monitoring", start);
 
     // 9. The history: every run with its outcome and overrides; diff names what changed.
-    let runs = json(&ws.mlp(&["runs", "--json"]));
+    let runs = ws.mlp(&["runs", "--json"]).success().json();
     let runs = runs.as_array().unwrap();
     // full, forced retrain, drifted, worse, canary fault, better, monitoring (a no-op run
     // leaves no record)
     assert_eq!(runs.len(), 7, "{runs:?}");
     let oks: Vec<bool> = runs.iter().rev().map(|r| r["ok"] == true).collect();
     assert_eq!(oks, [true, true, false, false, false, true, true]);
-    let text = String::from_utf8_lossy(&ws.mlp(&["runs"]).stdout).into_owned();
+    let text = ws.mlp(&["runs"]).stdout().to_string();
     assert!(text.contains("FAILED"), "{text}");
-    let d = json(&ws.mlp(&["diff", "1", &worse_run, "--json"]));
+    let d = ws
+        .mlp(&["diff", "1", &worse_run, "--json"])
+        .success()
+        .json();
     let rows = d["rows"].as_array().unwrap();
     let row = |key: &str| {
         rows.iter()
@@ -250,9 +251,8 @@ fn churn_pipeline_from_raw_data_to_a_promoted_model() {
     };
     assert_eq!(row("params.train.max_iter")["b"], 5);
     assert!(row("metrics.evaluate.eval.auc")["delta"].as_f64().unwrap() < -0.01);
-    let out = ws.mlp(&["diff", "1", &worse_run]);
-    assert!(out.status.success());
-    let text = String::from_utf8_lossy(&out.stdout);
+    let out = ws.mlp(&["diff", "1", &worse_run]).success();
+    let text = out.stdout();
     assert!(text.contains("metrics.evaluate.eval.auc"), "{text}");
     timed("done", start);
 }

@@ -2,14 +2,12 @@
 //! this host; `.ci/run` does, and sets `MLP_SLURM=1`). Without Slurm each test says why and
 //! returns; under `CI=true` or `MLP_SLURM=1` that is a failure.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 use std::sync::{OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
-use common::{Run, Ws, skip_or_fail};
+use crate::common::{Output, Workspace, interrupt, names, skip_or_fail};
 use serde_json::Value;
 
 /// Why Slurm cannot be used here, if it cannot.
@@ -85,6 +83,19 @@ macro_rules! need_slurm {
     };
 }
 
+/// The distinct nodes `sinfo` lists.
+fn nodes() -> BTreeSet<String> {
+    let out = Command::new("sinfo")
+        .args(["-h", "-N", "-o", "%N"])
+        .output()
+        .expect("sinfo");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
 /// The Slurm job id and node in a stage's notes (`slurm job 12 on n2`).
 fn job_of(ev: &Value) -> (String, Option<String>) {
     let notes = ev["notes"].as_array().cloned().unwrap_or_default();
@@ -112,7 +123,7 @@ fn squeue_state(job: &str) -> String {
 }
 
 /// Wait until `.mlp/slurm/STAGE.job` names a job that Slurm runs; its id.
-fn running_job(ws: &Ws, stage: &str, child: &mut std::process::Child) -> String {
+fn running_job(ws: &Workspace, stage: &str, child: &mut std::process::Child) -> String {
     let file = ws.path().join(format!(".mlp/slurm/{stage}.job"));
     let until = Instant::now() + Duration::from_secs(60);
     loop {
@@ -132,14 +143,8 @@ fn running_job(ws: &Ws, stage: &str, child: &mut std::process::Child) -> String 
     }
 }
 
-fn identity(ws: &Ws, stage: &str) -> String {
-    let out = ws.mlp(&["explain", stage, "--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+fn identity(ws: &Workspace, stage: &str) -> String {
+    let v = ws.mlp(&["explain", stage, "--json"]).success().json();
     v["identity"].as_str().unwrap().to_string()
 }
 
@@ -171,11 +176,11 @@ stage total {
 fn a_pipeline_on_slurm_matches_a_local_run_and_shares_its_cache() {
     need_slurm!();
     let _shared = cluster().read().unwrap();
-    let remote = Ws::new(CHAIN);
-    let local = Ws::new(CHAIN);
+    let remote = Workspace::new(CHAIN);
+    let local = Workspace::new(CHAIN);
     let r = remote.run(&["--executor", "slurm", "-j", "4"]);
     r.assert_ok();
-    assert_eq!(r.ran(), common::names(&["prepare", "square", "total"]));
+    assert_eq!(r.ran(), names(&["prepare", "square", "total"]));
     for s in ["prepare", "square", "total"] {
         let (id, node) = job_of(r.event(s));
         assert!(!id.is_empty());
@@ -199,10 +204,7 @@ fn a_pipeline_on_slurm_matches_a_local_run_and_shares_its_cache() {
     let back = remote.run(&[]);
     back.assert_ok();
     assert!(back.ran().is_empty(), "{:?}", back.events);
-    assert_eq!(
-        back.with_status("restored"),
-        common::names(&["square", "total"])
-    );
+    assert_eq!(back.with_status("restored"), names(&["square", "total"]));
     assert_eq!(remote.read("data/total.txt"), "sum 14\n");
     // And what ran locally is up to date on Slurm.
     let there = local.run(&["--executor", "slurm"]);
@@ -214,7 +216,7 @@ fn a_pipeline_on_slurm_matches_a_local_run_and_shares_its_cache() {
 fn a_failing_job_fails_the_stage_with_its_exit_code() {
     need_slurm!();
     let _shared = cluster().read().unwrap();
-    let ws = Ws::new(
+    let ws = Workspace::new(
         r#"
 executor slurm
 stage boom {
@@ -245,19 +247,14 @@ stage downstream {
 fn a_job_cancelled_from_outside_fails_with_cancelled() {
     need_slurm!();
     let _shared = cluster().read().unwrap();
-    let ws = Ws::new(
+    let ws = Workspace::new(
         "stage cancel_me {\n  executor slurm\n  out \"x\"\n  run \"sleep 120; touch x\"\n}\n",
     );
-    let mut child = ws
-        .cmd(&["run", "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = ws.command(&["run", "--json"]).spawn();
     let id = running_job(&ws, "cancel_me", &mut child);
     let st = Command::new("scancel").arg(&id).status().unwrap();
     assert!(st.success());
-    let r = Run::parse(child.wait_with_output().unwrap());
+    let r = Output::of(child).events();
     assert_eq!(r.code, 1, "{}", r.stderr);
     let ev = r.event("cancel_me");
     assert_eq!(ev["status"], "failed");
@@ -272,25 +269,13 @@ fn a_job_cancelled_from_outside_fails_with_cancelled() {
 fn ctrl_c_cancels_the_jobs() {
     need_slurm!();
     let _shared = cluster().read().unwrap();
-    let ws = Ws::new(
+    let ws = Workspace::new(
         "executor slurm\nstage interrupted_job {\n  out \"x\"\n  run \"sleep 120; touch x\"\n}\n",
     );
-    let mut child = ws
-        .cmd(&["run", "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = ws.command(&["run", "--json"]).spawn();
     let id = running_job(&ws, "interrupted_job", &mut child);
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let r = Run::parse(child.wait_with_output().unwrap());
+    assert!(interrupt(&child));
+    let r = Output::of(child).events();
     assert_eq!(r.code, 130, "{}", r.stderr);
     assert_eq!(r.event("interrupted_job")["status"], "interrupted");
     let until = Instant::now() + Duration::from_secs(30);
@@ -304,7 +289,7 @@ fn ctrl_c_cancels_the_jobs() {
 fn a_timeout_cancels_the_job() {
     need_slurm!();
     let _shared = cluster().read().unwrap();
-    let ws = Ws::new(
+    let ws = Workspace::new(
         "stage slow {\n  executor slurm\n  timeout 3s\n  out \"x\"\n  run \"sleep 120; touch x\"\n}\n",
     );
     let t0 = Instant::now();
@@ -328,7 +313,7 @@ fn a_timeout_cancels_the_job() {
 fn a_time_limit_ends_as_timeout() {
     need_slurm!();
     let _shared = cluster().read().unwrap();
-    let ws = Ws::new(
+    let ws = Workspace::new(
         "stage limited {\n  executor slurm { time = 1m }\n  out \"x\"\n  run \"sleep 300; touch x\"\n}\n",
     );
     let r = ws.run(&[]);
@@ -345,7 +330,13 @@ fn stages_spread_over_both_nodes() {
     need_slurm!();
     // No job of another test may hold a node.
     let _alone = cluster().write().unwrap();
-    let ws = Ws::new(
+    let listed = nodes();
+    if listed.len() < 2 {
+        // Not a missing cluster: a smaller one. Skipped even under `CI=true`.
+        eprintln!("SKIPPED: this test needs two Slurm nodes, `sinfo` lists {listed:?}");
+        return;
+    }
+    let ws = Workspace::new(
         r#"
 executor slurm { args = ["--exclusive"] }
 stage left {
@@ -375,7 +366,7 @@ stage right {
     );
     // The run record keeps the notes.
     let out = ws.mlp(&["show", "--json"]);
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = out.stdout();
     assert!(text.contains("slurm job"), "{text}");
 }
 
@@ -383,7 +374,7 @@ stage right {
 fn a_restarted_run_attaches_to_the_running_job() {
     need_slurm!();
     let _shared = cluster().read().unwrap();
-    let ws = Ws::new(
+    let ws = Workspace::new(
         r#"
 executor slurm
 stage reattach_a {
@@ -397,19 +388,14 @@ stage reattach_b {
 }
 "#,
     );
-    let mut child = ws
-        .cmd(&["run", "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = ws.command(&["run", "--json"]).spawn();
     let id = running_job(&ws, "reattach_a", &mut child);
     child.kill().unwrap(); // SIGKILL: no chance to cancel anything
     child.wait().unwrap();
     assert_eq!(squeue_state(&id), "RUNNING");
     let r = ws.run(&[]);
     r.assert_ok();
-    assert_eq!(r.ran(), common::names(&["reattach_a", "reattach_b"]));
+    assert_eq!(r.ran(), names(&["reattach_a", "reattach_b"]));
     let ev = r.event("reattach_a");
     let (again, _) = job_of(ev);
     assert_eq!(again, id, "{ev}");

@@ -1,13 +1,11 @@
 //! Every example pipeline passes `mlp check`; the quickstart runs end to end in a copy.
 
-mod common;
+use std::path::PathBuf;
 
-use std::path::{Path, PathBuf};
-
-use common::names;
+use crate::common::{Mlp, Workspace, names, root};
 
 fn examples() -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let root = root().join("examples");
     let mut out: Vec<PathBuf> = std::fs::read_dir(&root)
         .expect("examples/")
         .filter_map(Result::ok)
@@ -23,23 +21,14 @@ fn every_example_passes_check() {
     let all = examples();
     assert!(!all.is_empty());
     for p in all {
-        let out = std::process::Command::new(common::mlp_bin())
-            .args(["-f", p.to_str().unwrap(), "check"])
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}: {}",
-            p.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = Mlp::new(&["-f", p.to_str().unwrap(), "check"]).run();
+        assert!(out.code() == 0, "{}: {}", p.display(), out.stderr());
     }
 }
 
 #[test]
 fn quickstart_runs_and_reruns_only_what_a_param_change_touches() {
-    let ws = common::copy_example("quickstart");
+    let ws = Workspace::example("quickstart");
     let r = ws.run(&[]);
     r.assert_ok();
     assert_eq!(
@@ -51,8 +40,7 @@ fn quickstart_runs_and_reruns_only_what_a_param_change_touches() {
     assert!(ws.exists("registry/model.json"));
     assert!(ws.run(&[]).nothing_to_do());
     // The publish stage promoted run 1: it is the baseline.
-    let runs: serde_json::Value =
-        serde_json::from_slice(&ws.mlp(&["runs", "--json"]).stdout).unwrap();
+    let runs = ws.mlp(&["runs", "--json"]).json();
     assert_eq!(runs[0]["baseline"], true, "{runs}");
     // A param change reruns what reads it; the model is close enough to pass the gates.
     let r = ws.run(&["--set", "train.epochs=50"]);

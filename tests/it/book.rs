@@ -16,28 +16,16 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use crate::common::{Mlp, Output, Workspace, root};
 
 fn book_src() -> PathBuf {
     root().join("book/src")
 }
 
-fn mlp() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_mlp"));
-    c.env("NO_COLOR", "1").env_remove("MLP_GPUS");
-    c
-}
-
-fn run(mut c: Command) -> Output {
-    c.output().expect("cannot start mlp")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+/// `mlp ARGS` as the book shows it: no GPUs.
+fn mlp(args: &[&str]) -> Mlp {
+    Mlp::new(args).env_remove("MLP_GPUS")
 }
 
 /// Every `.md` file under `dir`, sorted.
@@ -145,26 +133,29 @@ fn code_blocks(md: &Path) -> Vec<Block> {
     blocks
 }
 
+/// A fresh workspace holding `files` and `pipeline.mlp`.
+fn workspace(files: &BTreeMap<String, String>, pipeline: &str) -> Workspace {
+    let ws = Workspace::empty();
+    for (name, body) in files {
+        ws.write(name, body);
+    }
+    ws.write("pipeline.mlp", pipeline);
+    ws
+}
+
 /// Write `files` and `pipeline.mlp` into a fresh temp dir and run `mlp check --json`.
 fn check_in_tempdir(
     files: &BTreeMap<String, String>,
     pipeline: &str,
     sets: &[String],
 ) -> (Output, Vec<String>) {
-    let dir = tempfile::tempdir().unwrap();
-    for (name, body) in files {
-        let p = dir.path().join(name);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(&p, body).unwrap();
-    }
-    std::fs::write(dir.path().join("pipeline.mlp"), pipeline).unwrap();
-    let mut c = mlp();
-    c.current_dir(dir.path()).arg("check").arg("--json");
+    let ws = workspace(files, pipeline);
+    let mut c = mlp(&["check", "--json"]).current_dir(ws.path());
     for s in sets {
-        c.arg("--set").arg(s);
+        c = c.arg("--set").arg(s);
     }
-    let out = run(c);
-    let codes = serde_json::from_slice::<serde_json::Value>(&out.stdout)
+    let out = c.run();
+    let codes = serde_json::from_str::<serde_json::Value>(out.stdout())
         .ok()
         .and_then(|v| {
             v["errors"].as_array().map(|a| {
@@ -203,10 +194,10 @@ fn every_mlp_code_block_passes_check() {
             if let Some(code) = b.attrs.get("error") {
                 errors += 1;
                 let (out, codes) = check_in_tempdir(&files, &b.body, &sets);
-                if out.status.code() != Some(1) {
+                if out.code() != 1 {
                     failures.push(format!(
                         "{place}: an `mlp,error` block must fail `mlp check` with exit code 1, got {:?}\n{}",
-                        out.status.code(),
+                        Some(out.code()),
                         b.body
                     ));
                 } else if !code.is_empty() && !codes.contains(code) {
@@ -235,22 +226,14 @@ fn every_mlp_code_block_passes_check() {
             } else {
                 valid += 1;
                 let (out, _) = check_in_tempdir(&files, &b.body, &sets);
-                if !out.status.success() {
+                if out.code() != 0 {
                     // Render the diagnostics for the failure message.
-                    let dir = tempfile::tempdir().unwrap();
-                    for (name, body) in &files {
-                        let p = dir.path().join(name);
-                        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-                        std::fs::write(&p, body).unwrap();
-                    }
-                    std::fs::write(dir.path().join("pipeline.mlp"), &b.body).unwrap();
-                    let mut c = mlp();
-                    c.current_dir(dir.path()).arg("check");
-                    let shown = run(c);
+                    let ws = workspace(&files, &b.body);
+                    let shown = mlp(&["check"]).current_dir(ws.path()).run();
                     failures.push(format!(
                         "{place}: this `mlp` block does not pass `mlp check` (mark it `mlp,error` or `mlp,fragment` if it is not meant to):\n{}\n{}",
                         b.body,
-                        text(&shown.stderr)
+                        shown.stderr()
                     ));
                 }
             }
@@ -285,14 +268,9 @@ fn help_section<'a>(help: &'a str, title: &str) -> Vec<&'a str> {
 }
 
 fn subcommands() -> Vec<String> {
-    let out = run({
-        let mut c = mlp();
-        c.arg("help");
-        c
-    });
-    assert!(out.status.success());
-    let help = text(&out.stdout);
-    let cmds: Vec<String> = help_section(&help, "Commands:")
+    let out = mlp(&["help"]).run().success();
+    let help = out.stdout();
+    let cmds: Vec<String> = help_section(help, "Commands:")
         .iter()
         .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
         .filter_map(|l| l.split_whitespace().next())
@@ -307,14 +285,10 @@ fn subcommands() -> Vec<String> {
 
 /// The options of `mlp help CMD`: each as (short, long), e.g. (Some("-j"), "--jobs").
 fn options(cmd: &str) -> Vec<(Option<String>, String)> {
-    let out = run({
-        let mut c = mlp();
-        c.args(["help", cmd]);
-        c
-    });
-    assert!(out.status.success(), "mlp help {cmd}");
-    let help = text(&out.stdout);
-    let opts: Vec<(Option<String>, String)> = help_section(&help, "Options:")
+    let out = mlp(&["help", cmd]).run();
+    assert!(out.code() == 0, "mlp help {cmd}");
+    let help = out.stdout();
+    let opts: Vec<(Option<String>, String)> = help_section(help, "Options:")
         .iter()
         .filter_map(|l| {
             let l = l.trim_start();
@@ -472,14 +446,25 @@ fn cli_reference_documents_every_exit_code() {
     );
 }
 
-/// String literals naming environment variables in the non-test code of these files.
+/// String literals naming environment variables in the non-test code of the binary, the
+/// engine and the planner.
 fn env_vars_in_source() -> BTreeSet<String> {
     let mut found = BTreeSet::new();
     let mut files: Vec<PathBuf> = Vec::new();
-    for dir in ["src", "crates/mlp-engine/src", "crates/mlp-plan/src"] {
-        for e in std::fs::read_dir(root().join(dir)).unwrap() {
+    // Recursively (a command may live in `src/commands/`), but not unit-test files.
+    let mut stack: Vec<PathBuf> = ["src", "crates/mlp-engine/src", "crates/mlp-plan/src"]
+        .iter()
+        .map(|d| root().join(d))
+        .collect();
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
             let p = e.unwrap().path();
-            if p.extension().is_some_and(|x| x == "rs") {
+            let name = p.file_name().unwrap_or_default();
+            if p.is_dir() {
+                if name != "tests" {
+                    stack.push(p);
+                }
+            } else if p.extension().is_some_and(|x| x == "rs") && name != "tests.rs" {
                 files.push(p);
             }
         }
@@ -545,7 +530,9 @@ fn error_chapter_documents_exactly_the_codes_in_the_source() {
                 if p.file_name().is_some_and(|n| n != "tests" && n != "target") {
                     stack.push(p);
                 }
-            } else if p.extension().is_some_and(|x| x == "rs") {
+            } else if p.extension().is_some_and(|x| x == "rs")
+                && p.file_name().is_some_and(|n| n != "tests.rs")
+            {
                 let src = std::fs::read_to_string(&p).unwrap();
                 let code = src.split("#[cfg(test)]").next().unwrap_or("");
                 // Codes are string literals: "E0104".

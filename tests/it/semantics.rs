@@ -1,11 +1,9 @@
 //! ML semantics end to end: metrics, checks, gates and baselines, conditions and failure
 //! handlers, `every`, retries and fallbacks, the run history, hostile params.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Ws, json, names};
+use crate::common::{Workspace, names};
 
 /// train writes its AUC (a param), evaluate gates it against the baseline, deploy promotes,
 /// rollback handles a failed gate.
@@ -40,7 +38,7 @@ stage rollback {
 
 #[test]
 fn gates_compare_with_the_promoted_baseline() {
-    let ws = Ws::new(GATED);
+    let ws = Workspace::new(GATED);
     // No baseline yet: the gate holds, and says why.
     let r = ws.run(&[]);
     r.assert_ok();
@@ -48,7 +46,7 @@ fn gates_compare_with_the_promoted_baseline() {
     assert_eq!(r.statuses()["rollback"], "skipped");
     let notes = r.event("evaluate")["notes"].to_string();
     assert!(notes.contains("no baseline yet"), "{notes}");
-    let runs = json(&ws.mlp(&["runs", "--json"]));
+    let runs = ws.mlp(&["runs", "--json"]).success().json();
     assert_eq!(
         runs[0]["baseline"], true,
         "the promote stage made run 1 the baseline: {runs}"
@@ -68,9 +66,8 @@ fn gates_compare_with_the_promoted_baseline() {
     assert_eq!(ws.read("rollbacks.txt"), "rolled back\n");
     assert_eq!(ws.read("live.txt"), "model-0.8\n");
     // The human output says it too.
-    let out = ws.mlp(&["run", "--set", "auc=0.75"]);
-    assert_eq!(out.status.code(), Some(3));
-    let text = String::from_utf8_lossy(&out.stderr);
+    let out = ws.mlp(&["run", "--set", "auc=0.75"]).failure(3);
+    let text = out.stderr();
     assert!(
         text.contains("gate failed: eval.auc >= baseline.eval.auc (0.75 >= 0.8)"),
         "{text}"
@@ -81,7 +78,7 @@ fn gates_compare_with_the_promoted_baseline() {
     let r = ws.run(&["--set", "auc=0.9"]);
     r.assert_ok();
     assert_eq!(ws.read("live.txt"), "model-0.9\n");
-    let show = json(&ws.mlp(&["show", "baseline", "--json"]));
+    let show = ws.mlp(&["show", "baseline", "--json"]).success().json();
     assert_eq!(show["stages"]["evaluate"]["metrics"]["eval"]["auc"], 0.9);
     assert_eq!(show["overrides"][0][0], "auc");
     // Now 0.85 no longer passes.
@@ -95,27 +92,22 @@ fn gates_compare_with_the_promoted_baseline() {
     );
 
     // `mlp promote` moves the baseline back to run 1: 0.85 passes, without retraining.
-    let out = ws.mlp(&["promote", "1"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ws.mlp(&["promote", "1"]).success();
     let r = ws.run(&["--set", "auc=0.85"]);
     r.assert_ok();
     assert_eq!(r.statuses()["evaluate"], "restored", "{:?}", r.statuses());
     // A failed run cannot be promoted.
     let out = ws.mlp(&["promote", "2"]);
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("did not succeed"));
+    assert!(out.code() != 0);
+    assert!(out.stderr().contains("did not succeed"));
 }
 
 #[test]
 fn diff_shows_params_and_metrics_with_deltas() {
-    let ws = Ws::new(GATED);
+    let ws = Workspace::new(GATED);
     ws.run(&[]).assert_ok();
     ws.run(&["--set", "auc=0.9"]).assert_ok();
-    let d = json(&ws.mlp(&["diff", "1", "2", "--json"]));
+    let d = ws.mlp(&["diff", "1", "2", "--json"]).success().json();
     let rows = d["rows"].as_array().unwrap();
     let auc = rows
         .iter()
@@ -132,9 +124,8 @@ fn diff_shows_params_and_metrics_with_deltas() {
         "equal rows are left out"
     );
     // Default: the last run against the baseline (run 2 promoted itself: then the run before).
-    let out = ws.mlp(&["diff"]);
-    assert!(out.status.success());
-    let text = String::from_utf8_lossy(&out.stdout);
+    let out = ws.mlp(&["diff"]).success();
+    let text = out.stdout();
     assert!(
         text.contains("metrics.evaluate.eval.auc") && text.contains("+0.1000"),
         "{text}"
@@ -143,7 +134,7 @@ fn diff_shows_params_and_metrics_with_deltas() {
 
 #[test]
 fn a_failed_check_halts_everything_downstream() {
-    let ws = Ws::new(
+    let ws = Workspace::new(
         r#"
 pipeline "drift"
 stage validate {
@@ -170,7 +161,7 @@ stage train {
         "check failed: report.psi < 0.2 (0.31 < 0.2): input distribution drifted from the baseline"
     );
     assert_eq!(r.statuses()["train"], "skipped");
-    let st = json(&ws.mlp(&["status", "--json"]));
+    let st = ws.mlp(&["status", "--json"]).success().json();
     let v = st
         .as_array()
         .unwrap()
@@ -183,7 +174,7 @@ stage train {
 
 #[test]
 fn when_on_metrics_runs_or_skips_and_skipped_is_not_failed() {
-    let ws = Ws::new(
+    let ws = Workspace::new(
         r#"
 pipeline "monitor"
 stage monitor {
@@ -224,7 +215,7 @@ stage after_retrain {
 
 #[test]
 fn every_makes_a_stage_stale_after_the_duration() {
-    let ws = Ws::new(
+    let ws = Workspace::new(
         r#"
 pipeline "fresh"
 stage index {
@@ -245,12 +236,12 @@ stage index {
     assert_ne!(ws.read("index.txt"), first);
     assert_eq!(ws.read("index.txt").lines().count(), 1);
     let st = ws.mlp(&["status"]);
-    assert!(String::from_utf8_lossy(&st.stdout).contains("fresh"));
+    assert!(st.stdout().contains("fresh"));
 }
 
 #[test]
 fn retries_are_counted_and_a_fallback_is_recorded() {
-    let ws = Ws::new(
+    let ws = Workspace::new(
         r#"
 pipeline "robust"
 stage flaky {
@@ -272,7 +263,7 @@ stage provider {
     assert_eq!(ws.read("answer.txt"), "local model\n");
     let notes = r.event("provider")["notes"].to_string();
     assert!(notes.contains("fallback"), "{notes}");
-    let show = json(&ws.mlp(&["show", "last", "--json"]));
+    let show = ws.mlp(&["show", "last", "--json"]).success().json();
     assert_eq!(show["stages"]["flaky"]["attempts"], 3);
     assert_eq!(show["stages"]["provider"]["fallback_used"], true);
     assert_eq!(show["stages"]["provider"]["attempts"], 2);
@@ -280,8 +271,8 @@ stage provider {
     assert!(show["stages"]["flaky"]["max_rss_kb"].as_u64().unwrap() > 0);
 }
 
-fn metrics_ws(file: &str, content: &str) -> Ws {
-    let ws = Ws::new(&format!(
+fn metrics_ws(file: &str, content: &str) -> Workspace {
+    let ws = Workspace::new(&format!(
         r#"
 pipeline "m"
 stage s {{
@@ -307,7 +298,7 @@ fn each_metrics_format_is_read() {
         let ws = metrics_ws(file, content);
         let r = ws.run(&[]);
         assert_eq!(r.code, 0, "{file}: {}", r.stderr);
-        let show = json(&ws.mlp(&["show", "last", "--json"]));
+        let show = ws.mlp(&["show", "last", "--json"]).success().json();
         assert_eq!(show["stages"]["s"]["metrics"]["m"]["score"], 0.9, "{file}");
     }
 }
@@ -329,36 +320,31 @@ fn a_malformed_metrics_file_fails_the_stage_with_file_and_line() {
             "{file}: {reason}"
         );
     }
-    let ws = Ws::new("pipeline \"m\"\nstage s {\n  metrics m = \"m.json\"\n  run \"true\"\n}\n");
+    let ws =
+        Workspace::new("pipeline \"m\"\nstage s {\n  metrics m = \"m.json\"\n  run \"true\"\n}\n");
     let r = ws.run(&[]);
     assert!(r.event("s")["reason"].as_str().unwrap().contains("m.json"));
 }
 
 #[test]
 fn checkout_restores_a_run_byte_for_byte_until_gc_collects_it() {
-    let ws = Ws::new(GATED);
+    let ws = Workspace::new(GATED);
     ws.run(&[]).assert_ok();
     let model1 = ws.read("model.txt");
     let eval1 = ws.read("eval.json");
     ws.run(&["--set", "auc=0.9"]).assert_ok();
     assert_ne!(ws.read("model.txt"), model1);
-    let out = ws.mlp(&["checkout", "1"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ws.mlp(&["checkout", "1"]).success();
     assert_eq!(ws.read("model.txt"), model1);
     assert_eq!(ws.read("eval.json"), eval1);
     // After gc keeps only the last run, run 1's outputs are gone: a clear error, nothing changed.
     ws.run(&["--set", "auc=0.9"]).assert_ok();
     ws.run(&["--set", "auc=0.95"]).assert_ok();
-    let gc = ws.mlp(&["gc", "--keep", "1"]);
-    assert!(gc.status.success());
+    ws.mlp(&["gc", "--keep", "1"]).success();
     let before = ws.read("model.txt");
     let out = ws.mlp(&["checkout", "1"]);
-    assert!(!out.status.success());
-    let msg = String::from_utf8_lossy(&out.stderr);
+    assert!(out.code() != 0);
+    let msg = out.stderr();
     assert!(
         msg.contains("no longer has") && msg.contains("nothing was changed"),
         "{msg}"
@@ -385,7 +371,7 @@ fn hostile_param_values_arrive_verbatim_as_one_argument() {
     }
     let keys: Vec<String> = (0..hostile.len()).map(|i| format!("v{i}")).collect();
     let args: Vec<String> = keys.iter().map(|k| format!("${{params.{k}}}")).collect();
-    let ws = Ws::new(&format!(
+    let ws = Workspace::new(&format!(
         "pipeline \"h\"\nparams \"params.yaml\"\nstage s {{\n  params {}\n  out o = \"args.json\"\n  run \"python3 -c 'import json,sys; json.dump(sys.argv[1:], open(\\\"args.json\\\",\\\"w\\\"))' {}\"\n}}\n",
         keys.join(", "),
         args.join(" ")
@@ -402,7 +388,7 @@ fn hostile_param_values_arrive_verbatim_as_one_argument() {
     assert!(ws.exists("x"));
     assert!(!ws.exists("pwned") && !ws.exists("pwned2"));
     // Through `--set` too, and as environment variables.
-    let ws2 = Ws::new(
+    let ws2 = Workspace::new(
         "pipeline \"h\"\nparam msg = \"hi\"\nstage s {\n  params msg\n  out o = \"o.txt\"\n  run \"printf '%s|%s' ${params.msg} \\\"$MLP_PARAM_MSG\\\" > ${out.o}\"\n}\n",
     );
     let r = ws2.run(&["--set", "msg=$(touch pwned); echo `id`"]);
@@ -416,7 +402,7 @@ fn hostile_param_values_arrive_verbatim_as_one_argument() {
 
 #[test]
 fn the_run_history_records_git_state_params_and_outcomes() {
-    let ws = Ws::new(GATED);
+    let ws = Workspace::new(GATED);
     let git = |args: &[&str]| {
         std::process::Command::new("git")
             .args(["-c", "user.name=t", "-c", "user.email=t@t"])
@@ -432,7 +418,7 @@ fn the_run_history_records_git_state_params_and_outcomes() {
         .trim()
         .to_string();
     ws.run(&[]).assert_ok();
-    let show = json(&ws.mlp(&["show", "last", "--json"]));
+    let show = ws.mlp(&["show", "last", "--json"]).success().json();
     assert_eq!(show["git"]["commit"], head.as_str());
     assert_eq!(show["git"]["dirty"], false);
     assert_eq!(show["params"]["auc"], 0.8);
@@ -444,18 +430,18 @@ fn the_run_history_records_git_state_params_and_outcomes() {
             .len()
             == 64
     );
-    ws.write("pipeline.mlp", &GATED.replace("0.80", "0.81"));
+    ws.write("pipeline.mlp", GATED.replace("0.80", "0.81"));
     ws.run(&[]).assert_ok();
-    let show = json(&ws.mlp(&["show", "last", "--json"]));
+    let show = ws.mlp(&["show", "last", "--json"]).success().json();
     assert_eq!(show["git"]["dirty"], true);
-    let runs = json(&ws.mlp(&["runs", "--json", "--limit", "1"]));
+    let runs = ws.mlp(&["runs", "--json", "--limit", "1"]).success().json();
     assert_eq!(runs.as_array().unwrap().len(), 1);
     assert_eq!(runs[0]["id"], "2");
-    let text = String::from_utf8_lossy(&ws.mlp(&["runs"]).stdout).into_owned();
+    let text = ws.mlp(&["runs"]).stdout().to_string();
     assert!(text.contains(&head[..8]), "{text}");
     // Unknown runs get a clear error.
     let out = ws.mlp(&["show", "99"]);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("there is no run 99"));
+    assert!(out.stderr().contains("there is no run 99"));
 }
 
 #[test]
@@ -469,11 +455,11 @@ stage evaluate {
   gate    eval.auc >= 0.5
 }
 "#;
-    let ws = Ws::new(p);
+    let ws = Workspace::new(p);
     ws.write("score.txt", "0.7");
     ws.run(&[]).assert_ok();
     // Tightening the gate judges the same outputs again: it fails, without rerunning.
-    ws.write("pipeline.mlp", &p.replace(">= 0.5", ">= 0.9"));
+    ws.write("pipeline.mlp", p.replace(">= 0.5", ">= 0.9"));
     let r = ws.run(&[]);
     assert_eq!(r.code, 3, "{}", r.stderr);
     assert!(r.ran().is_empty());
@@ -484,10 +470,10 @@ stage evaluate {
     // And it stays failed: not "nothing to do".
     let r = ws.run(&[]);
     assert_eq!(r.code, 3);
-    let st = json(&ws.mlp(&["status", "--json"]));
+    let st = ws.mlp(&["status", "--json"]).success().json();
     assert_eq!(st[0]["state"], "failed");
     // Loosening it again passes, still without running the command.
-    ws.write("pipeline.mlp", &p.replace(">= 0.5", ">= 0.6"));
+    ws.write("pipeline.mlp", p.replace(">= 0.5", ">= 0.6"));
     let r = ws.run(&[]);
     r.assert_ok();
     assert!(r.ran().is_empty());
@@ -496,7 +482,7 @@ stage evaluate {
 
 #[test]
 fn gate_messages_show_the_values_actually_compared() {
-    let ws = Ws::new(
+    let ws = Workspace::new(
         r#"
 pipeline "g"
 param floor = 0.9
@@ -520,7 +506,7 @@ stage evaluate {
 
 #[test]
 fn a_fallback_result_serves_one_run_and_the_command_is_tried_again() {
-    let ws = Ws::new(
+    let ws = Workspace::new(
         r#"
 pipeline "fb"
 stage provider {

@@ -1,0 +1,83 @@
+//! The planning commands on the real binary: `graph` in every format, `fmt`, `check --json`.
+
+use crate::common::Workspace;
+
+const MESSY: &str = "pipeline \"g\"   # the name\nstage a { out o = \"a.txt\"  run \"echo a > ${out.o}\" }\nstage b {\n in a.o\n out o=\"b.txt\"\n run \"cp ${in[0]} ${out.o}\" }\n";
+
+fn stdout(o: crate::common::Output) -> String {
+    o.success().stdout().to_string()
+}
+
+#[test]
+fn graph_in_every_format() {
+    let ws = Workspace::new(MESSY);
+    let ascii = stdout(ws.mlp(&["graph"]));
+    assert!(ascii.contains("b  <- a"), "{ascii}");
+    let dot = stdout(ws.mlp(&["graph", "--format", "dot"]));
+    assert!(
+        dot.starts_with("digraph \"g\"") && dot.contains("\"a\" -> \"b\";"),
+        "{dot}"
+    );
+    let mermaid = stdout(ws.mlp(&["graph", "--format", "mermaid"]));
+    assert!(
+        mermaid.starts_with("flowchart LR") && mermaid.contains("s0 --> s1"),
+        "{mermaid}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout(ws.mlp(&["graph", "--format", "json"]))).unwrap();
+    assert_eq!(json["edges"][0]["from"], "a");
+    assert_eq!(json["edges"][0]["to"], "b");
+    assert_eq!(json["edges"][0]["kind"], "data");
+}
+
+#[test]
+fn fmt_check_rewrite_and_idempotence() {
+    let ws = Workspace::new(MESSY);
+    let check = ws.mlp(&["fmt", "--check"]).failure(5);
+    assert_eq!(check.stdout().trim(), "pipeline.mlp");
+    assert_eq!(ws.read("pipeline.mlp"), MESSY, "--check must not write");
+    stdout(ws.mlp(&["fmt"]));
+    let once = ws.read("pipeline.mlp");
+    assert!(once.contains("# the name"), "comments are kept: {once}");
+    assert!(
+        once.contains("stage b {\n  in  a.o\n  out o = \"b.txt\"\n"),
+        "{once}"
+    );
+    ws.mlp(&["fmt", "--check"]).success();
+    stdout(ws.mlp(&["fmt"]));
+    assert_eq!(ws.read("pipeline.mlp"), once, "fmt is idempotent");
+    // The formatted file means the same: the same DAG.
+    let a = stdout(Workspace::new(MESSY).mlp(&["graph", "--format", "json"]));
+    let b = stdout(ws.mlp(&["graph", "--format", "json"]));
+    assert_eq!(a, b);
+}
+
+#[test]
+fn fmt_reports_a_syntax_error_and_leaves_the_file() {
+    let ws = Workspace::new("stage a {\n  run \"x\"\n");
+    let out = ws.mlp(&["fmt"]).failure(1);
+    let err = out.stderr();
+    assert!(err.contains("pipeline.mlp"), "{err}");
+    assert_eq!(ws.read("pipeline.mlp"), "stage a {\n  run \"x\"\n");
+}
+
+#[test]
+fn check_json_for_tools() {
+    let ws = Workspace::new(MESSY);
+    let ok: serde_json::Value =
+        serde_json::from_str(&stdout(ws.mlp(&["check", "--json"]))).unwrap();
+    assert_eq!(ok["stages"], 2);
+    assert_eq!(ok["errors"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn the_pipeline_file_is_found_upward_and_a_missing_one_is_explained() {
+    let ws = Workspace::new(MESSY);
+    std::fs::create_dir_all(ws.path().join("deep/er")).unwrap();
+    ws.command(&["check"])
+        .current_dir(ws.path().join("deep/er"))
+        .run()
+        .success();
+    let out = Workspace::empty().mlp(&["run"]).failure(1);
+    assert!(out.stderr().contains("-f FILE"));
+}

@@ -1,0 +1,21 @@
+//! The one integration test binary (`cargo test -p mlp --test it`), organised as uv's
+//! `tests/it/`: one module per area, all starting `mlp` through `common`'s [`Workspace`]
+//! and [`Mlp`] builder.
+//!
+//! [`Workspace`]: common::Workspace
+//! [`Mlp`]: common::Mlp
+
+mod common;
+
+mod book;
+mod cli;
+mod consistency;
+mod diagnostics;
+mod engine;
+mod example_churn;
+mod example_llm_rag;
+mod examples;
+mod processes;
+mod semantics;
+mod slurm;
+mod watch;
