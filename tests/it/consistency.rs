@@ -2,7 +2,8 @@
 //! failed) are exactly those the next `mlp run --dry-run` would run, and exactly those the
 //! next `mlp run` runs or restores — but for early cutoff: a stage stale only because of
 //! an upstream stage (``upstream `X` is not up to date``) is left `fresh` by the run when
-//! `X` reran and wrote the same bytes, which neither `status` nor a dry run can know. A
+//! `X` ran again and wrote the same bytes, which neither `status` nor a dry run can know.
+//! (Below a stage that is only restored they do know: the record names the bytes.) A
 //! check during which an `every 1s` period ended is not judged (the test sleeps past a
 //! period's end before each check, so that is rare).
 //!
@@ -287,8 +288,16 @@ impl Answers {
             .find(|s| s["stage"] == stage)
             .and_then(|s| s["reason"].as_str())
             .unwrap_or("");
-        reason.starts_with("upstream `")
-            && self.run.statuses().get(stage).map(String::as_str) == Some("fresh")
+        // Only an upstream stage that really ran can write the same bytes again; one that
+        // is restored brings back bytes its record names, which status and a dry run read.
+        let upstream = reason
+            .strip_prefix("upstream `")
+            .and_then(|r| r.split('`').next())
+            .unwrap_or("");
+        let statuses = self.run.statuses();
+        !upstream.is_empty()
+            && statuses.get(stage).map(String::as_str) == Some("fresh")
+            && (statuses.get(upstream).map(String::as_str) == Some("ran") || self.cut_off(upstream))
     }
 
     fn describe(&self) -> String {

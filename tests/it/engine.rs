@@ -385,3 +385,39 @@ fn a_dry_run_changes_nothing() {
         .unwrap();
     assert!(b["reason"].as_str().unwrap().contains("echo n=1"), "{b}");
 }
+
+/// Deleting an output that the cache can bring back: `status` and `--dry-run` name only
+/// its stage, because what is below it is decided against the bytes the restore brings
+/// back (as the run decides it), and the run restores that one stage and nothing else.
+#[test]
+fn a_restorable_output_stales_only_its_own_stage() {
+    let ws = Workspace::new(
+        r#"
+stage a { in "src/in.txt"  out o = "a.txt"  run "cp src/in.txt a.txt" }
+stage b { in a.o  out o = "b.txt"  run "cp a.txt b.txt" }
+stage c { in b.o  out o = "c.txt"  run "cp b.txt c.txt" }
+"#,
+    );
+    ws.write("src/in.txt", "hello\n");
+    ws.run(&[]).assert_ok();
+    ws.remove("a.txt");
+
+    let status = ws.mlp(&["status", "--json"]).success().json();
+    let stale: Vec<&str> = status
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["state"] != "fresh")
+        .map(|s| s["stage"].as_str().unwrap())
+        .collect();
+    assert_eq!(stale, ["a"], "{status}");
+
+    let dry = ws.run(&["--dry-run"]);
+    assert_eq!(dry.with_status("would_run"), ["a"]);
+
+    let run = ws.run(&[]);
+    run.assert_ok();
+    assert_eq!(run.with_status("restored"), ["a"]);
+    assert!(run.ran().is_empty(), "{:?}", run.statuses());
+    assert_eq!(ws.read("c.txt"), "hello\n");
+}

@@ -183,9 +183,13 @@ impl Coordinator<'_> {
                 self.states[i].watch = watch.or_else(|| self.decider.snap.carried(&s.name));
                 Some(Status::Fresh)
             }
-            Decision::Restore { .. } if dry => Some(Status::WouldRun {
-                reason: WOULD_RESTORE.to_string(),
-            }),
+            Decision::Restore { record, .. } if dry => {
+                // Kept so that the stages below are decided against the restored bytes.
+                self.states[i].record = Some(record);
+                Some(Status::WouldRun {
+                    reason: WOULD_RESTORE.to_string(),
+                })
+            }
             Decision::Restore {
                 mut record, watch, ..
             } => {

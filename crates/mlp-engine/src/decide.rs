@@ -298,10 +298,10 @@ impl Decider<'_> {
         // In a dry run, whatever is downstream of a stage that would run would run too
         // (but a frozen stage that has succeeded does not rerun).
         if self.dry_run
-            && let Some(d) = s
-                .deps
-                .iter()
-                .find(|d| matches!(states[d.stage].status, Some(Status::WouldRun { .. })))
+            && let Some(d) = s.deps.iter().find(|d| {
+                matches!(states[d.stage].status, Some(Status::WouldRun { .. }))
+                    && !self.restored_before(s, d.stage, states)
+            })
             && !self.frozen_ok(s)
         {
             return Decision::Run {
@@ -314,6 +314,21 @@ impl Decider<'_> {
             return Decision::Fresh { watch: None };
         }
         self.evaluate(i, states).unwrap_or_else(Decision::Fail)
+    }
+
+    /// In a dry run: upstream stage `j` would only have its outputs restored, and every
+    /// input `s` reads of it is one of those outputs, so `s` can be decided against the
+    /// restored bytes (see [`Decider::key`]) instead of "upstream would run".
+    fn restored_before(&self, s: &Stage, j: StageId, states: &[StageState]) -> bool {
+        let Some(rec) = states[j].would_restore() else {
+            return false;
+        };
+        s.inputs
+            .iter()
+            .filter(|inp| inp.producer == Some(j))
+            .all(|inp| {
+                inp.kind == InputKind::Path && rec.outputs.iter().any(|o| o.path == inp.path)
+            })
     }
 
     fn frozen_ok(&self, s: &Stage) -> bool {
@@ -329,6 +344,18 @@ impl Decider<'_> {
             stage: s.name.clone(),
             source,
         })?;
+        // A dry run: an input that an upstream stage's restore would bring back has the
+        // bytes its record names, whatever is on disk now.
+        for inp in &s.inputs {
+            if let Some(rec) = inp.producer.and_then(|j| states[j].would_restore())
+                && let Some(o) = rec.outputs.iter().find(|o| o.path == inp.path)
+            {
+                key.inputs.insert(
+                    inp.path.clone(),
+                    identity::content_text(&outputs::content_of(o)),
+                );
+            }
+        }
         identity::add_after(&mut key, self.p, i, |j| match &states[j].record {
             Some(r) if r.outcome == Outcome::Succeeded => {
                 Some((r.identity.clone(), r.run_id.clone()))

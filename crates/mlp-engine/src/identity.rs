@@ -62,7 +62,8 @@ impl StageKey {
     }
 }
 
-fn content_text(c: &Content) -> String {
+/// How an input's content is written in a key.
+pub fn content_text(c: &Content) -> String {
     match c {
         Content::Missing => "missing".to_string(),
         Content::File { digest, .. } => hex(digest),

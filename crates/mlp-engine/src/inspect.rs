@@ -102,6 +102,10 @@ pub fn status(
                 let d = decider.decide(i, &pass);
                 states[i] = Some(state_of(store, &p.stages[i].name, &d)?);
                 pass[i].status = Some(dry_status(&d));
+                if let Decision::Restore { record, .. } = d {
+                    // What is below is decided against the bytes the restore brings back.
+                    pass[i].record = Some(record);
+                }
             }
         }
     }

@@ -40,4 +40,14 @@ impl StageState {
             })
             .collect()
     }
+
+    /// In a dry run (or `mlp status`): the record of a stage whose outputs would come back
+    /// from the cache. It says with which bytes, so what is below can be decided as the
+    /// run would decide it after the restore (early cutoff included).
+    pub fn would_restore(&self) -> Option<&StageRecord> {
+        match (&self.status, &self.record) {
+            (Some(Status::WouldRun { .. }), Some(r)) => Some(r),
+            _ => None,
+        }
+    }
 }
