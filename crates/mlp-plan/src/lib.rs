@@ -1,7 +1,7 @@
 //! From the syntax tree to a validated pipeline model and its DAG, with diagnostics that
 //! point into the sources. Reads only the pipeline's own sources (includes, params files).
 
-pub mod codes;
+pub use mlp_syntax::codes;
 pub mod diag;
 pub mod expr;
 pub mod graph;

@@ -18,9 +18,9 @@ pub struct SyntaxError {
 }
 
 impl SyntaxError {
-    pub fn new(code: &'static str, message: String, span: Span, help: &str) -> Self {
+    pub fn new(code: crate::Code, message: String, span: Span, help: &str) -> Self {
         SyntaxError {
-            code,
+            code: code.as_str(),
             message,
             span,
             help: help.to_string(),

@@ -2,12 +2,14 @@
 //! tree with byte spans. Pure: no I/O, no panics on any input.
 
 pub mod ast;
+pub mod codes;
 mod comments;
 mod error;
 mod fast;
 pub mod fmt;
 mod parser;
 
+pub use codes::Code;
 pub use error::SyntaxError;
 pub use fast::GiveUp;
 pub use fmt::format;

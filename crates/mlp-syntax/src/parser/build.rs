@@ -4,6 +4,7 @@ use pest::iterators::{Pair, Pairs};
 use pest::pratt_parser::{Assoc, Op, PrattParser};
 
 use super::grammar::Rule;
+use crate::Code;
 use crate::ast::*;
 use crate::error::SyntaxError;
 
@@ -237,7 +238,7 @@ impl Builder {
             Ok(n) => n,
             Err(_) => {
                 self.errors.push(SyntaxError::new(
-                    "E0002",
+                    Code::TooLarge,
                     format!("number `{}` is too large", p.as_str()),
                     span(p),
                     "use a whole number below 4294967296",
@@ -260,7 +261,7 @@ impl Builder {
         let bytes = n * mult as f64;
         if !bytes.is_finite() || bytes > u64::MAX as f64 {
             self.errors.push(SyntaxError::new(
-                "E0002",
+                Code::TooLarge,
                 format!("size `{s}` is too large"),
                 span(p),
                 "use a size below 16E",
@@ -301,7 +302,7 @@ impl Builder {
         }
         if overflow {
             self.errors.push(SyntaxError::new(
-                "E0002",
+                Code::TooLarge,
                 format!("duration `{text}` is too long"),
                 span(&p),
                 "use a shorter duration",
@@ -327,7 +328,7 @@ impl Builder {
             Ok(n) if n.is_finite() => n,
             _ => {
                 self.errors.push(SyntaxError::new(
-                    "E0002",
+                    Code::TooLarge,
                     format!("number `{}` is out of range", p.as_str()),
                     span(p),
                     "use a smaller number",
@@ -382,7 +383,7 @@ impl Builder {
                     None => {
                         self.errors.push(
                             SyntaxError::new(
-                                "E0003",
+                                Code::UnknownEscape,
                                 format!("`\\u{{{hex}}}` is not a unicode character"),
                                 span(p),
                                 "write a code point between 0 and 10FFFF that is not a surrogate",
@@ -400,7 +401,7 @@ impl Builder {
                     format!("\\{s}")
                 };
                 self.errors.push(SyntaxError::new(
-                    "E0003",
+                    Code::UnknownEscape,
                     format!("unknown escape `{shown}` in a string"),
                     span(p),
                     "the escapes are \\\" \\\\ \\n \\t \\r \\0 \\$ and \\u{...}; write \\\\ for a backslash",
@@ -430,7 +431,7 @@ impl Builder {
                 match n.parse::<usize>() {
                     Ok(i) => segments.push(Segment::Index(i)),
                     Err(_) => self.errors.push(SyntaxError::new(
-                        "E0002",
+                        Code::TooLarge,
                         format!("index `{n}` is too large"),
                         span(&seg),
                         "use a smaller index",

@@ -4,6 +4,7 @@ use pest::Parser as _;
 use pest::error::InputLocation;
 
 use super::grammar::{MlpParser, Rule};
+use crate::Code;
 use crate::ast::*;
 use crate::error::SyntaxError;
 
@@ -298,7 +299,7 @@ pub(super) fn convert_error(src: &str, e: pest::error::Error<Rule>) -> SyntaxErr
         // An unterminated string runs to the end of the file: point at where it starts.
         if let Some(start) = open.string {
             return SyntaxError::new(
-                "E0004",
+                Code::UnterminatedString,
                 "unterminated string".to_string(),
                 Span::new(start, start + 1),
                 "close the string with `\"` (a string may span lines, so one missing `\"` runs to the end of the file)",
@@ -310,7 +311,7 @@ pub(super) fn convert_error(src: &str, e: pest::error::Error<Rule>) -> SyntaxErr
         {
             let what = block_name(src, brace);
             return SyntaxError::new(
-                "E0001",
+                Code::Syntax,
                 format!("expected `}}` to close {what}, found end of file"),
                 Span::new(brace, brace + 1),
                 &format!("add `}}` after the last item of {what}"),
@@ -346,7 +347,7 @@ pub(super) fn convert_error(src: &str, e: pest::error::Error<Rule>) -> SyntaxErr
                     ),
                 };
                 return SyntaxError::new(
-                    "E0101",
+                    Code::UnknownKeyword,
                     format!("unknown keyword `{word}`"),
                     Span::new(head_at, head_at + word.len()),
                     &help,
@@ -362,7 +363,7 @@ pub(super) fn convert_error(src: &str, e: pest::error::Error<Rule>) -> SyntaxErr
         if let Some(&brace) = open.braces.last() {
             let what = block_name(src, brace);
             return SyntaxError::new(
-                "E0001",
+                Code::Syntax,
                 format!("expected `}}` to close {what}, found the keyword `{word}`"),
                 Span::new(at, end),
                 &format!("add `}}` after the last item of {what}"),
@@ -375,7 +376,7 @@ pub(super) fn convert_error(src: &str, e: pest::error::Error<Rule>) -> SyntaxErr
     if src[at..].starts_with('}') && expected.contains(&"TOP") && open_at(src, at).braces.is_empty()
     {
         return SyntaxError::new(
-            "E0001",
+            Code::Syntax,
             "unexpected `}`: no `{` is open here".to_string(),
             Span::new(at, at + 1),
             "remove this `}`, or check the braces above it",
@@ -407,10 +408,10 @@ pub(super) fn convert_error(src: &str, e: pest::error::Error<Rule>) -> SyntaxErr
         && let Some(&bracket) = open_at(src, at).brackets.last()
     {
         help = "close the list with `]`".to_string();
-        return SyntaxError::new("E0001", message, span, &help)
+        return SyntaxError::new(Code::Syntax, message, span, &help)
             .with_also(Span::new(bracket, bracket + 1), "this `[` is never closed");
     }
-    SyntaxError::new("E0001", message, span, &help)
+    SyntaxError::new(Code::Syntax, message, span, &help)
 }
 
 /// The candidate closest to `word` by edit distance, if it is a likely typo of it.

@@ -11,6 +11,7 @@ use pest::Parser as _;
 use self::build::Builder;
 use self::errors::{convert_error, detailed_error, found_at, next_token_end};
 use self::grammar::{MlpParser, Rule};
+use crate::Code;
 use crate::ast::*;
 use crate::error::SyntaxError;
 use crate::fast::GiveUp;
@@ -78,7 +79,7 @@ pub fn parse_expr(src: &str) -> Result<Expr, Vec<SyntaxError>> {
     if p.as_span().end() < src.trim_end().len() {
         let at = p.as_span().end();
         return Err(vec![SyntaxError::new(
-            "E0001",
+            Code::Syntax,
             format!("unexpected {}", found_at(src, at)),
             Span::new(at, next_token_end(src, at)),
             "expected the end of the expression",

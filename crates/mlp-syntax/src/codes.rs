@@ -1,9 +1,10 @@
 //! Every diagnostic code, in one table: its stable code string and a one-line title.
 //! `book/src/errors.md` documents each one (the book's tests hold the two together).
 //!
-//! `E0001`–`E0005`: the file cannot be read or parsed (the parser in `mlp-syntax` emits
-//! `E0001`–`E0004` and one `E0101` itself); `E0100` onwards: the file parses, but does not
-//! make a valid pipeline. Two codes of that range are retired and not in use.
+//! `E0001`–`E0005`: the file cannot be read or parsed (the parser emits `E0001`–`E0004`
+//! and one `E0101`); `E0100` onwards: the file parses, but does not make a valid pipeline
+//! (the planner, `mlp-plan`, emits them and re-exports this table). Two codes of that
+//! range are retired and not in use.
 
 macro_rules! codes {
     ($($name:ident = $code:literal, $title:literal;)*) => {
