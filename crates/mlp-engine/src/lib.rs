@@ -24,3 +24,6 @@ mod state;
 pub mod store;
 mod worker;
 pub mod workspace;
+
+#[cfg(test)]
+mod testing;

@@ -20,6 +20,10 @@ fn agree(src: &str) -> bool {
     }
 }
 
+/// Every example, fixture and book pipeline takes the fast parser.
+#[path = "fast/coverage.rs"]
+mod coverage;
+
 fn mlp_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for e in std::fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();

@@ -16,16 +16,7 @@ impl Ws {
     fn new(text: &str) -> Ws {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("pipeline.mlp"), text).unwrap();
-        let p = mlp_plan::load_str(
-            "pipeline.mlp",
-            text,
-            dir.path(),
-            &mlp_plan::Options {
-                overrides: Vec::new(),
-            },
-        )
-        .unwrap_or_else(|d| panic!("{d:?}"))
-        .pipeline;
+        let p = crate::testing::plan_in(dir.path(), text);
         Ws { dir, p }
     }
 

@@ -7,16 +7,7 @@ use super::*;
 
 fn plan(text: &str) -> Pipeline {
     let dir = tempfile::tempdir().unwrap();
-    mlp_plan::load_str(
-        "pipeline.mlp",
-        text,
-        dir.path(),
-        &mlp_plan::Options {
-            overrides: Vec::new(),
-        },
-    )
-    .unwrap_or_else(|d| panic!("{d:?}"))
-    .pipeline
+    crate::testing::plan_in(dir.path(), text)
 }
 
 fn cpus(n: u64) -> Tokens {

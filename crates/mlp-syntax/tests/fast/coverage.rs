@@ -1,10 +1,12 @@
 //! Every example pipeline and every valid fixture takes the fast parser, or is listed in
 //! `LEFT_TO_PEST` with the construct that sends it to pest. The differential tests
-//! (`tests/fast.rs`) prove the two parsers agree where the fast one reads a file; this test
+//! (the rest of `tests/fast.rs`) prove the two parsers agree where the fast one reads a file; this test
 //! proves it keeps reading them: a construct it starts giving up on fails here, naming the
 //! file, the construct and the byte offset.
 
 use std::path::{Path, PathBuf};
+
+use super::mlp_files;
 
 use mlp_syntax::{parse_fast_or_why, parse_with_pest};
 
@@ -64,17 +66,6 @@ const INVALID_FIXTURES: &[&str] = &[
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn mlp_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            mlp_files(&p, out);
-        } else if p.extension().is_some_and(|x| x == "mlp") {
-            out.push(p);
-        }
-    }
 }
 
 fn rel(p: &Path) -> String {
