@@ -562,7 +562,6 @@ fn render(t: &Text, in_run: bool, params: &Params, o: &mut Out) -> String {
                 if let Some(k) = key {
                     frozen_value(k, params.get(k).is_some() && is_mlp_key(k), o);
                 }
-                }
             }
         }
     }
