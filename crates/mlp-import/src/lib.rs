@@ -121,3 +121,6 @@ pub fn dvc(root: &Path, name: &str) -> Result<Import, String> {
         warnings: e.warnings,
     })
 }
+
+#[cfg(test)]
+mod tests;

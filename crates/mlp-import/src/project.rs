@@ -208,13 +208,14 @@ pub fn line_of(text: &str, path: &[&str]) -> usize {
 }
 
 fn key_matches(t: &str, key: &str) -> bool {
-    [
-        format!("{key}:"),
-        format!("\"{key}\":"),
-        format!("'{key}':"),
-    ]
-    .iter()
-    .any(|k| t.starts_with(k.as_str()))
+    t.trim_end() == key
+        || [
+            format!("{key}:"),
+            format!("\"{key}\":"),
+            format!("'{key}':"),
+        ]
+        .iter()
+        .any(|k| t.starts_with(k.as_str()))
 }
 
 /// Read a params/vars file relative to the root.
