@@ -95,7 +95,14 @@ fn write(dir: &Path, files: &[(&str, &str)]) {
 
 /// Every file below `dir` with its bytes, except the tools' own files.
 fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let skip = [".dvc", ".mlp", "dvc.lock", "pipeline.mlp", ".gitignore", ".dvcignore"];
+    let skip = [
+        ".dvc",
+        ".mlp",
+        "dvc.lock",
+        "pipeline.mlp",
+        ".gitignore",
+        ".dvcignore",
+    ];
     let mut out = BTreeMap::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -120,7 +127,11 @@ fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 fn assert_same_tree(a: &Path, b: &Path, when: &str) {
     let (ta, tb) = (tree(a), tree(b));
     let names = |t: &BTreeMap<String, Vec<u8>>| t.keys().cloned().collect::<Vec<_>>();
-    assert_eq!(names(&ta), names(&tb), "{when}: DVC's and mlp's files differ");
+    assert_eq!(
+        names(&ta),
+        names(&tb),
+        "{when}: DVC's and mlp's files differ"
+    );
     for (k, v) in &ta {
         assert!(
             tb[k] == *v,
@@ -137,9 +148,10 @@ fn dvc_ran(out: &Output) -> BTreeSet<String> {
         .lines()
         .chain(text(&out.stderr).lines())
         .filter_map(|l| {
-            let rest = l
-                .strip_prefix("Running stage '")
-                .or_else(|| l.strip_prefix("Stage '").filter(|r| r.contains("' is cached")))?;
+            let rest = l.strip_prefix("Running stage '").or_else(|| {
+                l.strip_prefix("Stage '")
+                    .filter(|r| r.contains("' is cached"))
+            })?;
             Some(rest.split("'").next()?.to_string())
         })
         .collect()
@@ -163,7 +175,10 @@ fn dot_edges(dot: &str) -> BTreeSet<(String, String)> {
             let l = l.trim().trim_end_matches(';');
             let (a, b) = l.split_once(" -> ")?;
             let b = b.split(" [").next()?;
-            Some((a.trim_matches('"').to_string(), b.trim_matches('"').to_string()))
+            Some((
+                a.trim_matches('"').to_string(),
+                b.trim_matches('"').to_string(),
+            ))
         })
         .collect()
 }
@@ -207,12 +222,21 @@ fn check(p: &Project) {
     }
     let imported = tools.mlp(&b, &["import", "dvc"]);
     let names = mapping(&text(&imported.stderr));
-    assert!(!names.is_empty(), "no mapping printed:\n{}", text(&imported.stderr));
+    assert!(
+        !names.is_empty(),
+        "no mapping printed:\n{}",
+        text(&imported.stderr)
+    );
     tools.mlp(&b, &["check"]);
     tools.mlp(&b, &["fmt", "--check"]);
     let map = |s: &BTreeSet<String>| -> BTreeSet<String> {
         s.iter()
-            .map(|n| names.get(n).cloned().unwrap_or_else(|| format!("unmapped {n}")))
+            .map(|n| {
+                names
+                    .get(n)
+                    .cloned()
+                    .unwrap_or_else(|| format!("unmapped {n}"))
+            })
             .collect()
     };
 
@@ -230,7 +254,12 @@ fn check(p: &Project) {
     let first_dvc = map(&dvc_ran(&tools.dvc(&a, &["repro", "--all-pipelines"])));
     let first_mlp = mlp_ran(&tools.mlp(&b, &["run", "--json"]));
     assert_eq!(first_dvc, first_mlp, "{}: first run", p.name);
-    assert_eq!(first_mlp.len(), names.len(), "{}: every stage runs once", p.name);
+    assert_eq!(
+        first_mlp.len(),
+        names.len(),
+        "{}: every stage runs once",
+        p.name
+    );
     assert_same_tree(&a, &b, &format!("{}: after the first run", p.name));
 
     // The same change reruns the same stages, with the same results.
@@ -246,9 +275,17 @@ fn check(p: &Project) {
     let second_mlp = mlp_ran(&tools.mlp(&b, &["run", "--json"]));
     assert_eq!(second_dvc, second_mlp, "{}: after the change", p.name);
     for r in &p.reruns {
-        assert!(second_mlp.contains(&names[*r]), "{}: `{r}` did not rerun", p.name);
+        assert!(
+            second_mlp.contains(&names[*r]),
+            "{}: `{r}` did not rerun",
+            p.name
+        );
     }
-    assert!(second_mlp.len() < names.len(), "{}: the change reran everything", p.name);
+    assert!(
+        second_mlp.len() < names.len(),
+        "{}: the change reran everything",
+        p.name
+    );
     assert_same_tree(&a, &b, &format!("{}: after the change", p.name));
 }
 
@@ -257,11 +294,17 @@ fn foreach_matrix_vars_wdir_and_a_directory_dep() {
     check(&Project {
         name: "loops",
         files: vec![
-            ("params.yaml", "models: [gbm, logreg]\ntrain:\n  lr: 0.1\n  epochs: 3\nseed: 7\nopts:\n  depth: 4\n  fast: true\n  tags: [a, b]\n"),
+            (
+                "params.yaml",
+                "models: [gbm, logreg]\ntrain:\n  lr: 0.1\n  epochs: 3\nseed: 7\nopts:\n  depth: 4\n  fast: true\n  tags: [a, b]\n",
+            ),
             ("cfg.yaml", "cfg:\n  opt: fast\n  unused: 1\n"),
             ("data/raw/a.csv", "x,y\n1,2\n"),
             ("data/raw/b.csv", "x,y\n3,4\n"),
-            ("src/echo.py", "import sys\nout = sys.argv[1]\nopen(out, 'w').write(' '.join(sys.argv[2:]) + '\\n')\n"),
+            (
+                "src/echo.py",
+                "import sys\nout = sys.argv[1]\nopen(out, 'w').write(' '.join(sys.argv[2:]) + '\\n')\n",
+            ),
             (
                 "dvc.yaml",
                 r#"vars:
@@ -316,7 +359,10 @@ fn sub_directories_params_files_and_dict_foreach() {
         files: vec![
             ("params.yaml", "n: 1\nsplit: {ratio: 0.25}\n"),
             ("conf/model.toml", "[model]\ndepth = 4\nname = \"tree\"\n"),
-            ("conf/extra.json", "{\"batch\": 8, \"opt\": {\"name\": \"adam\"}}"),
+            (
+                "conf/extra.json",
+                "{\"batch\": 8, \"opt\": {\"name\": \"adam\"}}",
+            ),
             ("raw.txt", "one\ntwo\nthree\nfour\n"),
             (
                 "dvc.yaml",
@@ -372,12 +418,30 @@ fn example_get_started() {
         name: "example-get-started",
         files: vec![
             ("dvc.yaml", GET_STARTED_DVC_YAML),
-            ("params.yaml", "prepare:\n  split: 0.20\n  seed: 20170428\n\nfeaturize:\n  max_features: 400\n  ngrams: 2\n\ntrain:\n  seed: 20170428\n  n_est: 50\n  min_split: 0.01\n\n"),
-            ("data/data.xml", "<posts>\n<row Id=\"1\" Body=\"r code\"/>\n<row Id=\"2\" Body=\"python\"/>\n<row Id=\"3\" Body=\"r plots\"/>\n</posts>\n"),
-            ("data/data.xml.dvc", "outs:\n- md5: a304afb96060aad90176268345e10355\n  path: data.xml\n"),
-            ("src/prepare.py", "import os, sys, yaml\np = yaml.safe_load(open('params.yaml'))['prepare']\nrows = [l for l in open(sys.argv[1]) if '<row' in l]\nk = int(len(rows) * p['split'])\nos.makedirs('data/prepared', exist_ok=True)\nopen('data/prepared/test.tsv', 'w').write(''.join(rows[:k]))\nopen('data/prepared/train.tsv', 'w').write(''.join(rows[k:]) + str(p['seed']) + '\\n')\n"),
-            ("src/featurization.py", "import os, sys, yaml\np = yaml.safe_load(open('params.yaml'))['featurize']\nos.makedirs(sys.argv[2], exist_ok=True)\nfor n in ['train', 'test']:\n    t = open(os.path.join(sys.argv[1], n + '.tsv')).read()\n    open(os.path.join(sys.argv[2], n + '.pkl'), 'w').write(f\"{len(t)} {p['max_features']} {p['ngrams']}\\n\")\n"),
-            ("src/train.py", "import sys, yaml\np = yaml.safe_load(open('params.yaml'))['train']\nf = open(sys.argv[1] + '/train.pkl').read()\nopen(sys.argv[2], 'w').write(f\"model {p['n_est']} {p['min_split']} {f}\")\n"),
+            (
+                "params.yaml",
+                "prepare:\n  split: 0.20\n  seed: 20170428\n\nfeaturize:\n  max_features: 400\n  ngrams: 2\n\ntrain:\n  seed: 20170428\n  n_est: 50\n  min_split: 0.01\n\n",
+            ),
+            (
+                "data/data.xml",
+                "<posts>\n<row Id=\"1\" Body=\"r code\"/>\n<row Id=\"2\" Body=\"python\"/>\n<row Id=\"3\" Body=\"r plots\"/>\n</posts>\n",
+            ),
+            (
+                "data/data.xml.dvc",
+                "outs:\n- md5: a304afb96060aad90176268345e10355\n  path: data.xml\n",
+            ),
+            (
+                "src/prepare.py",
+                "import os, sys, yaml\np = yaml.safe_load(open('params.yaml'))['prepare']\nrows = [l for l in open(sys.argv[1]) if '<row' in l]\nk = int(len(rows) * p['split'])\nos.makedirs('data/prepared', exist_ok=True)\nopen('data/prepared/test.tsv', 'w').write(''.join(rows[:k]))\nopen('data/prepared/train.tsv', 'w').write(''.join(rows[k:]) + str(p['seed']) + '\\n')\n",
+            ),
+            (
+                "src/featurization.py",
+                "import os, sys, yaml\np = yaml.safe_load(open('params.yaml'))['featurize']\nos.makedirs(sys.argv[2], exist_ok=True)\nfor n in ['train', 'test']:\n    t = open(os.path.join(sys.argv[1], n + '.tsv')).read()\n    open(os.path.join(sys.argv[2], n + '.pkl'), 'w').write(f\"{len(t)} {p['max_features']} {p['ngrams']}\\n\")\n",
+            ),
+            (
+                "src/train.py",
+                "import sys, yaml\np = yaml.safe_load(open('params.yaml'))['train']\nf = open(sys.argv[1] + '/train.pkl').read()\nopen(sys.argv[2], 'w').write(f\"model {p['n_est']} {p['min_split']} {f}\")\n",
+            ),
         ],
         dvc_setup: vec![vec!["add", "-q", "data/data.xml"]],
         change: vec![("params.yaml", "max_features: 400", "max_features: 500")],
@@ -439,7 +503,10 @@ fn import_refuses_to_overwrite_without_force() {
     let dir = tempfile::tempdir().unwrap();
     write(
         dir.path(),
-        &[("dvc.yaml", "stages:\n  a:\n    cmd: echo a > a.txt\n    outs: [a.txt]\n")],
+        &[(
+            "dvc.yaml",
+            "stages:\n  a:\n    cmd: echo a > a.txt\n    outs: [a.txt]\n",
+        )],
     );
     let run = |args: &[&str]| {
         Command::new(mlp_bin())
@@ -453,25 +520,43 @@ fn import_refuses_to_overwrite_without_force() {
     std::fs::write(&pipeline, "# mine\n").unwrap();
     let out = run(&["import", "dvc"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).starts_with("mlp: "), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("--force"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).starts_with("mlp: "),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stderr).contains("--force"),
+        "{}",
+        text(&out.stderr)
+    );
     assert_eq!(std::fs::read_to_string(&pipeline).unwrap(), "# mine\n");
     let out = run(&["import", "dvc", ".", "-o", "pipeline.mlp", "--force"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let written = std::fs::read_to_string(&pipeline).unwrap();
     assert!(written.contains("stage a {"), "{written}");
-    assert!(text(&out.stderr).contains("  stage a -> a"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("  stage a -> a"),
+        "{}",
+        text(&out.stderr)
+    );
     // `-o -` prints, writes nothing; a directory that is not one is bad usage.
     let out = run(&["import", "dvc", "-o", "-"]);
     assert!(out.status.success());
     assert_eq!(text(&out.stdout), written);
     assert_eq!(run(&["import", "dvc", "nowhere"]).status.code(), Some(2));
     assert_eq!(
-        run(&["import", "dvc", ".", "-o", "/tmp/elsewhere.mlp"]).status.code(),
+        run(&["import", "dvc", ".", "-o", "/tmp/elsewhere.mlp"])
+            .status
+            .code(),
         Some(2)
     );
     let empty = tempfile::tempdir().unwrap();
     let out = run(&["import", "dvc", empty.path().to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("no dvc.yaml"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("no dvc.yaml"),
+        "{}",
+        text(&out.stderr)
+    );
 }

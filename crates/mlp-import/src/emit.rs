@@ -159,6 +159,16 @@ pub fn emit(
                 (text, w)
             }
             None => {
+                if let Some(why) = &g.expanded {
+                    let base = g
+                        .stages
+                        .first()
+                        .map_or("", |s| s.dvc_name.split('@').next().unwrap_or(""));
+                    notes.push(format!(
+                        "`{base}` ({} stages) -> expanded into one stage each: {why}",
+                        g.stages.len()
+                    ));
+                }
                 let mut text = String::new();
                 let mut w = Vec::new();
                 for s in &g.stages {

@@ -71,6 +71,8 @@ pub struct Group {
     /// When the group can stay a `for` loop: its variables (outermost first) and the
     /// stage template.
     pub looped: Option<(Vec<LoopVar>, Stage)>,
+    /// For a `foreach`/`matrix` that is not kept as a loop: why.
+    pub expanded: Option<String>,
 }
 
 /// Everything resolution found.
@@ -317,7 +319,19 @@ fn group(
                 ));
             }
         }
-        return Ok(Group { stages, looped });
+        let expanded = looped.is_none().then(|| {
+            if iterable.is_mapping() {
+                "mlp's `for` runs over lists, not mappings"
+            } else {
+                expand_reason(&iterable)
+            }
+            .to_string()
+        });
+        return Ok(Group {
+            stages,
+            looped,
+            expanded,
+        });
     }
     if let Some(data) = def.get("matrix") {
         let Value::Mapping(dims) = ctx.resolve_value(data).map_err(bad)? else {
@@ -397,7 +411,19 @@ fn group(
                 looped = Some((vars, t));
             }
         }
-        return Ok(Group { stages, looped });
+        let expanded = looped.is_none().then(|| {
+            if !names_ok {
+                "a matrix key is not a name mlp can use as a loop variable".to_string()
+            } else {
+                let all: Vec<Value> = axes.iter().flat_map(|(_, l, _)| l.clone()).collect();
+                expand_reason(&Value::Sequence(all)).to_string()
+            }
+        });
+        return Ok(Group {
+            stages,
+            looped,
+            expanded,
+        });
     }
     let s = stage(
         site,
@@ -410,7 +436,19 @@ fn group(
     Ok(Group {
         stages: vec![s],
         looped: None,
+        expanded: None,
     })
+}
+
+fn expand_reason(list: &Value) -> &'static str {
+    match list {
+        Value::Sequence(items) if !items.is_empty() && items.iter().all(loop_safe) => {
+            "a loop variable is used where mlp cannot interpolate one (params keys, `wdir`, `vars`, flags)"
+        }
+        _ => {
+            "its values are not all names or integers that mlp can write into stage names as DVC does"
+        }
+    }
 }
 
 /// `item`/`key` for one iteration: they shadow global vars of the same name, and are
