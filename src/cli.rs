@@ -223,9 +223,7 @@ pub struct FmtArgs {
 // `mlp import`
 #[derive(Subcommand, Debug)]
 pub enum ImportCommand {
-    /// Read a DVC project (every `dvc.yaml`, its params and vars files) and write one
-    /// `pipeline.mlp` that plans the same DAG; print what was mapped, and warn (with the
-    /// `dvc.yaml` line) about what could not be mapped exactly.
+    /// Write a `pipeline.mlp` that plans a DVC project's DAG (every `dvc.yaml`, with its params and vars files).
     Dvc(ImportDvcArgs),
 }
 

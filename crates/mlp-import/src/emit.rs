@@ -426,6 +426,16 @@ fn emit_stage(
                 ));
                 outs.push(format!("\"{path}\""));
             }
+            OutKind::Plots => {
+                o.warn_at(
+                    out.line,
+                    format!(
+                        "stage `{}`: plots `{lit}` is an ordinary output (mlp draws no plots)",
+                        s.dvc_name
+                    ),
+                );
+                outs.push(format!("\"{path}\""));
+            }
             _ => outs.push(format!("\"{path}\"")),
         }
         if !out.cache {
