@@ -266,10 +266,10 @@ fn namespace(root: &Path, r: &Resolved, outputs: &[(String, String)]) -> Params 
             Err(e) => {
                 p.excluded.insert(f.clone(), e);
             }
-            Ok(v) if !value::compatible(&p.merged, &v) => {
+            Ok(v) if !value::disjoint(&p.merged, &v) => {
                 p.excluded.insert(
                     f.clone(),
-                    "some of its keys have other values in the params files before it (mlp merges them into one set of keys)".into(),
+                    "it defines keys that an earlier params file defines too (mlp merges all params files into one set of keys)".into(),
                 );
             }
             Ok(v) => {
@@ -281,8 +281,7 @@ fn namespace(root: &Path, r: &Resolved, outputs: &[(String, String)]) -> Params 
     }
     for m in &r.inline_vars {
         let mut flat = Vec::new();
-        if !flat_params(m, "", &mut flat)
-            || !value::compatible(&p.merged, &Value::Mapping(m.clone()))
+        if !flat_params(m, "", &mut flat) || !value::disjoint(&p.merged, &Value::Mapping(m.clone()))
         {
             continue;
         }

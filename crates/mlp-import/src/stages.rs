@@ -100,6 +100,7 @@ pub fn resolve(root: &Path, files: &[DvcFile]) -> Resolved {
             match project::load(root, &default) {
                 Ok(Value::Mapping(m)) => {
                     ctx.data = m;
+                    ctx.imports.push(default.clone());
                     r.param_files.push(default.clone());
                 }
                 Ok(_) => {}
@@ -110,7 +111,15 @@ pub fn resolve(root: &Path, files: &[DvcFile]) -> Resolved {
         }
         if let Some(Value::Sequence(vars)) = f.doc.get("vars") {
             for item in vars {
-                if let Err(e) = load_vars(root, &f.dir, item, &mut ctx.data, None, &mut r) {
+                if let Err(e) = load_vars(
+                    root,
+                    &f.dir,
+                    item,
+                    &mut ctx.data,
+                    &mut ctx.imports,
+                    None,
+                    &mut r,
+                ) {
                     r.notes.push(warn(f, &["vars"], e));
                 }
             }
@@ -156,6 +165,7 @@ fn load_vars(
     wdir: &str,
     item: &Value,
     data: &mut Mapping,
+    imports: &mut Vec<String>,
     local: Option<&mut Mapping>,
     r: &mut Resolved,
 ) -> Result<(), String> {
@@ -166,6 +176,12 @@ fn load_vars(
                 None => (s.as_str(), None),
             };
             let path = project::join(wdir, file);
+            if keys.is_none() {
+                if imports.contains(&path) {
+                    return Ok(());
+                }
+                imports.push(path.clone());
+            }
             let v = project::load(root, &path).map_err(|e| format!("vars file {path}: {e}"))?;
             if !r.param_files.contains(&path) {
                 r.param_files.push(path.clone());
@@ -516,7 +532,15 @@ fn stage(
     if let Some(Value::Sequence(vars)) = def.get("vars") {
         let mut local = c.local.clone();
         for item in vars {
-            load_vars(root, &base, item, &mut c.data, Some(&mut local), r)?;
+            load_vars(
+                root,
+                &base,
+                item,
+                &mut c.data,
+                &mut c.imports,
+                Some(&mut local),
+                r,
+            )?;
         }
         c.local = local;
     }
@@ -605,10 +629,16 @@ fn stage(
     let mut params = Vec::new();
     for p in list(def, "params") {
         match sc.c.resolve_value(p).map_err(err)? {
-            Value::String(k) => params.push(ParamsDep {
-                file: project::join(&sc.base, "params.yaml"),
-                keys: Some(vec![k]),
-            }),
+            Value::String(k) => {
+                let file = project::join(&sc.base, "params.yaml");
+                if !r.param_files.contains(&file) {
+                    r.param_files.push(file.clone());
+                }
+                params.push(ParamsDep {
+                    file,
+                    keys: Some(vec![k]),
+                });
+            }
             Value::Mapping(m) => {
                 for (file, keys) in m {
                     let file = project::join(&sc.base, &key_str(&file));
@@ -625,15 +655,6 @@ fn stage(
                 }
             }
             _ => return Err("bad `params` entry".into()),
-        }
-    }
-    if params
-        .iter()
-        .any(|p| p.file.ends_with("/params.yaml") || p.file == "params.yaml")
-    {
-        let file = project::join(&sc.base, "params.yaml");
-        if !r.param_files.contains(&file) {
-            r.param_files.push(file);
         }
     }
     let flag = |k: &str| -> Result<bool, String> {

@@ -96,6 +96,8 @@ pub struct Context {
     /// Loop symbols, when the loop is kept.
     pub symbols: Vec<(String, Symbol)>,
     pub unpack: Unpack,
+    /// Vars files loaded whole (DVC loads a file named twice once).
+    pub imports: Vec<String>,
 }
 
 /// Why a string could not be resolved.

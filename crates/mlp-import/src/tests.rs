@@ -383,3 +383,35 @@ fn no_dvc_yaml_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     assert!(dvc(dir.path(), "p").is_err());
 }
+
+#[test]
+fn params_yaml_named_in_vars_again_is_loaded_once() {
+    let i = import(&[
+        ("params.yaml", "lr: 0.1\n"),
+        (
+            "dvc.yaml",
+            "vars:\n  - params.yaml\nstages:\n  s:\n    cmd: t ${lr}\n",
+        ),
+    ]);
+    assert!(i.warnings.is_empty(), "{:?}", i.warnings);
+    assert_has(&i, "run \"t ${params.lr}\"");
+}
+
+#[test]
+fn a_params_file_that_repeats_a_key_is_kept_apart() {
+    // Equal values today, but one mlp key would make an edit of either file change both.
+    let i = import(&[
+        ("params.yaml", "seed: 1\n"),
+        ("sub/params.yaml", "seed: 1\n"),
+        (
+            "dvc.yaml",
+            "stages:\n  r:\n    cmd: x\n    params: [seed]\n",
+        ),
+        (
+            "sub/dvc.yaml",
+            "stages:\n  s:\n    cmd: t\n    params: [seed]\n",
+        ),
+    ]);
+    assert_has(&i, "in \"sub/params.yaml\"");
+    assert!(!has(&i, "params \"sub/params.yaml\""));
+}

@@ -191,14 +191,16 @@ pub fn merge_strict(into: &mut Mapping, new: &Mapping, prefix: &str) -> Result<(
     Ok(())
 }
 
-/// Whether two params trees agree wherever both define a key (so mlp, which merges all
-/// params files into one namespace, reads the same values from the merge as from each).
-pub fn compatible(a: &Value, b: &Value) -> bool {
+/// Whether two params trees define no key in common (they may share mappings): mlp merges
+/// all params files into one set of keys, so two files defining one key would read, and
+/// later follow, a single value.
+pub fn disjoint(a: &Value, b: &Value) -> bool {
     match (a, b) {
-        (Value::Mapping(x), Value::Mapping(y)) => x
-            .iter()
-            .all(|(k, v)| y.get(k).is_none_or(|w| compatible(v, w))),
-        _ => a == b,
+        (Value::Mapping(x), Value::Mapping(y)) => x.iter().all(|(k, v)| {
+            y.get(k)
+                .is_none_or(|w| v.is_mapping() && w.is_mapping() && disjoint(v, w))
+        }),
+        _ => false,
     }
 }
 

@@ -74,12 +74,12 @@ fn vars_merge_like_dvc_and_params_merge_like_mlp() {
         merge_strict(&mut a, yaml("train: {lr: 3}").as_mapping().unwrap(), ""),
         Err("train.lr".into())
     );
-    assert!(compatible(
+    assert!(disjoint(
         &yaml("{a: {b: 1}, c: 2}"),
-        &yaml("{a: {d: 1}, c: 2}")
+        &yaml("{a: {d: 1}, e: 2}")
     ));
-    assert!(!compatible(&yaml("{a: {b: 1}}"), &yaml("{a: {b: 2}}")));
-    assert!(!compatible(&yaml("{a: {b: 1}}"), &yaml("{a: 1}")));
+    assert!(!disjoint(&yaml("{a: {b: 1}}"), &yaml("{a: {b: 1}}")));
+    assert!(!disjoint(&yaml("{a: {b: 1}}"), &yaml("{a: 1}")));
 }
 
 #[test]
