@@ -216,9 +216,13 @@ fn check(p: &Project) {
         std::fs::create_dir_all(d).unwrap();
         write(d, &p.files);
     }
-    tools.dvc(&a, &["init", "--no-scm", "-q"]);
-    for c in &p.dvc_setup {
-        tools.dvc(&a, c);
+    // Both copies are DVC projects (the importer reads `.dvc/config` and `.dvc` files);
+    // only one is ever reproduced by DVC.
+    for d in [&a, &b] {
+        tools.dvc(d, &["init", "--no-scm", "-q"]);
+        for c in &p.dvc_setup {
+            tools.dvc(d, c);
+        }
     }
     let imported = tools.mlp(&b, &["import", "dvc"]);
     let names = mapping(&text(&imported.stderr));
@@ -407,6 +411,65 @@ fn sub_directories_params_files_and_dict_foreach() {
             ("sub/params.yaml", "n: 5", "n: 6"),
         ],
         reruns: vec!["fit@small", "fit@large", "sub/dvc.yaml:score"],
+    });
+}
+
+#[test]
+fn stage_vars_dict_unpacking_list_foreach_and_always_changed() {
+    check(&Project {
+        name: "templating",
+        files: vec![
+            (
+                "params.yaml",
+                "train:\n  epochs: 2\n  lr: 1.0e-3\n  verbose: true\n  quiet: false\n  layers: [8, 4]\n  name: small net\nconfigs:\n  - {name: a, depth: 2}\n  - {name: b, depth: 3}\n",
+            ),
+            ("settings.json", "{\"tag\": \"v1\"}"),
+            (
+                "src/echo.py",
+                "import os, sys\nout = sys.argv[1]\nos.makedirs(os.path.dirname(out), exist_ok=True)\nopen(out, 'w').write(' '.join(sys.argv[2:]) + '\\n')\n",
+            ),
+            (
+                "dvc.yaml",
+                r#"vars:
+  - settings.json
+stages:
+  cfg:
+    vars:
+      - local: {n: 3}
+    cmd: >-
+      python src/echo.py out/cfg.txt
+      ${train} ${local.n} ${tag}
+    deps: [src/echo.py]
+    params: [train]
+    outs: [out/cfg.txt]
+  fit:
+    foreach: ${configs}
+    do:
+      cmd: python src/echo.py out/fit-${item.name}.txt ${item.depth} ${train.lr}
+      deps: [out/cfg.txt]
+      outs: ["out/fit-${item.name}.txt"]
+  clock:
+    cmd: python src/echo.py out/clock.txt tick
+    deps: [src/echo.py]
+    always_changed: true
+    outs: [out/clock.txt]
+  summary:
+    cmd: |
+      cat out/fit-a.txt out/fit-b.txt > out/summary.txt
+      echo done >> out/summary.txt
+    deps: [out/fit-a.txt, out/fit-b.txt, out/clock.txt]
+    outs: [out/summary.txt]
+"#,
+            ),
+        ],
+        dvc_setup: vec![
+            vec!["config", "parsing.bool", "boolean_optional"],
+            vec!["config", "parsing.list", "append"],
+        ],
+        // `tag` is live in cfg's command; fit reruns on cfg's new output but writes the
+        // same bytes, so summary does not rerun in either tool (clock always does).
+        change: vec![("settings.json", "v1", "v2")],
+        reruns: vec!["cfg", "fit@0", "fit@1", "clock"],
     });
 }
 

@@ -66,6 +66,8 @@ impl Params {
 /// What one stage's emission collects besides its text.
 struct Out<'a> {
     params: Vec<String>,
+    /// Keys written into the text as values (warned once).
+    frozen: Vec<String>,
     inputs: Vec<String>,
     warnings: Vec<Warning>,
     stage: &'a Stage,
@@ -386,6 +388,7 @@ fn emit_stage(
     let ind = "  ".repeat(depth);
     let mut o = Out {
         params: Vec::new(),
+        frozen: Vec::new(),
         inputs: Vec::new(),
         warnings: Vec::new(),
         stage: s,
@@ -590,17 +593,21 @@ fn render(t: &Text, in_run: bool, params: &Params, o: &mut Out) -> String {
 /// A value written into the command as it is now: list its key as a param so the stage
 /// reruns when it changes, and say so.
 fn frozen_value(key: &str, known: bool, o: &mut Out) {
+    if o.frozen.iter().any(|k| k == key) {
+        return;
+    }
+    o.frozen.push(key.to_string());
     let name = o.stage.dvc_name.clone();
     if known {
-        if !o.params.contains(&key.to_string()) {
+        if !o.params.iter().any(|k| k == key) {
             o.params.push(key.to_string());
-            o.warn(format!(
-                "stage `{name}`: `${{{key}}}` is written as its current value (mlp would render it differently); the stage lists `{key}` as a param, so it reruns when it changes, but its command keeps the old value until you edit it"
-            ));
         }
+        o.warn(format!(
+            "stage `{name}`: `${{{key}}}` is written as DVC renders it today (mlp's `${{params.{key}}}` would render differently); the stage lists `{key}` as a param, so it reruns when the value changes, but its command keeps today's value until you edit it"
+        ));
     } else {
         o.warn(format!(
-            "stage `{name}`: `${{{key}}}` is written as its current value, and no mlp params key holds it: changing it will not rerun the stage"
+            "stage `{name}`: `${{{key}}}` is written as DVC renders it today, and no mlp params key holds it: changing it will not rerun the stage"
         ));
     }
 }

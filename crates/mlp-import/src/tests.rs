@@ -202,7 +202,7 @@ fn values_mlp_renders_differently_stay_literal_but_rerun() {
     ]);
     assert_has(&i, "params lr, msg, opts");
     assert_has(&i, "run \"t 1e-05 hello world --epochs 2 --fast\"");
-    assert_warned(&i, "`${lr}` is written as its current value", 2);
+    assert_warned(&i, "`${lr}` is written as DVC renders it today", 2);
 }
 
 #[test]
