@@ -357,7 +357,7 @@ stages:
 }
 
 #[test]
-fn sub_directories_params_files_and_dict_foreach() {
+fn sub_directories_params_files_dict_foreach_and_directory_edges() {
     check(&Project {
         name: "multi",
         files: vec![
@@ -384,13 +384,21 @@ fn sub_directories_params_files_and_dict_foreach() {
       small: {size: 1, note: s}
       large: {size: 3, note: l}
     do:
-      cmd: python -c "print('${key} ${item.size} ${item.note}')" > fit-${key}.txt && cat train.txt best.yaml >> fit-${key}.txt
+      cmd: mkdir -p results && python -c "print('${key} ${item.size} ${item.note}')" > results/fit-${key}.txt && cat train.txt best.yaml conf/model.toml >> results/fit-${key}.txt
       deps: [train.txt]
       params:
         - conf/model.toml: [model.depth]
         - conf/extra.json:
         - best.yaml: [lr]
-      outs: ["fit-${key}.txt"]
+      outs: ["results/fit-${key}.txt"]
+  collect:
+    cmd: mkdir -p summary && cat results/* > summary/all.txt && ls results > summary/names.txt
+    deps: [results]
+    outs: [summary]
+  final:
+    cmd: wc -l < summary/all.txt > final.txt
+    deps: [summary/all.txt]
+    outs: [final.txt]
 "#,
             ),
             ("sub/params.yaml", "n: 5\n"),
@@ -398,8 +406,8 @@ fn sub_directories_params_files_and_dict_foreach() {
                 "sub/dvc.yaml",
                 r#"stages:
   score:
-    cmd: cat ../fit-small.txt ../test.txt params.yaml > score.txt
-    deps: [../fit-small.txt, ../test.txt]
+    cmd: cat ../results/fit-small.txt ../test.txt params.yaml > score.txt
+    deps: [../results/fit-small.txt, ../test.txt]
     params: [n]
     outs: [score.txt]
 "#,
@@ -410,7 +418,7 @@ fn sub_directories_params_files_and_dict_foreach() {
             ("conf/model.toml", "depth = 4", "depth = 5"),
             ("sub/params.yaml", "n: 5", "n: 6"),
         ],
-        reruns: vec!["fit@small", "fit@large", "sub/dvc.yaml:score"],
+        reruns: vec!["fit@small", "fit@large", "collect", "final", "sub/dvc.yaml:score"],
     });
 }
 
