@@ -418,7 +418,13 @@ fn sub_directories_params_files_dict_foreach_and_directory_edges() {
             ("conf/model.toml", "depth = 4", "depth = 5"),
             ("sub/params.yaml", "n: 5", "n: 6"),
         ],
-        reruns: vec!["fit@small", "fit@large", "collect", "final", "sub/dvc.yaml:score"],
+        reruns: vec![
+            "fit@small",
+            "fit@large",
+            "collect",
+            "final",
+            "sub/dvc.yaml:score",
+        ],
     });
 }
 

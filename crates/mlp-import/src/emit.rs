@@ -480,6 +480,10 @@ fn emit_stage(
     }
     if s.frozen {
         lines.push("frozen".into());
+        o.warn(format!(
+            "stage `{}` is frozen: DVC never runs it (missing outputs are an error), mlp runs it once if it never succeeded, then never again",
+            s.dvc_name
+        ));
         if s.always {
             o.warn(format!(
                 "stage `{}` is both `frozen` and `always_changed`: kept `frozen`",
