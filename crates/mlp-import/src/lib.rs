@@ -17,7 +17,7 @@ mod value;
 use std::path::Path;
 
 /// Something the importer could not map exactly, at a `dvc.yaml` line.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Warning {
     /// The `dvc.yaml` it is about, from the project root.
     pub file: String,
@@ -113,7 +113,12 @@ pub fn dvc(root: &Path, name: &str) -> Result<Import, String> {
         }
     }
     let names: Vec<String> = files.iter().map(|f| f.rel.clone()).collect();
-    let e = emit::emit(root, name, &names, resolved, &top_metrics);
+    let mut e = emit::emit(root, name, &names, resolved, &top_metrics);
+    // By place, each once (a generated stage repeats its template's warnings).
+    let mut seen = std::collections::BTreeSet::new();
+    e.warnings.retain(|w| seen.insert(w.clone()));
+    e.warnings
+        .sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
     Ok(Import {
         source: e.source,
         stages: e.mapping,

@@ -183,7 +183,8 @@ fn load_vars(
                 imports.push(path.clone());
             }
             let v = project::load(root, &path).map_err(|e| format!("vars file {path}: {e}"))?;
-            if !r.param_files.contains(&path) {
+            // Stage vars are written into the stage: they need not be mlp params.
+            if local.is_none() && !r.param_files.contains(&path) {
                 r.param_files.push(path.clone());
             }
             let Value::Mapping(m) = v else { unreachable!() };
@@ -541,6 +542,15 @@ fn stage(
                 Some(&mut local),
                 r,
             )?;
+            if let Some(file) = item.as_str() {
+                r.notes.push(warn(
+                    f,
+                    &["stages", key, "vars"],
+                    format!(
+                        "stage `{key}`: the values of its vars file `{file}` are written into the stage; editing the file will not rerun it"
+                    ),
+                ));
+            }
         }
         c.local = local;
     }

@@ -415,3 +415,17 @@ fn a_params_file_that_repeats_a_key_is_kept_apart() {
     assert_has(&i, "in \"sub/params.yaml\"");
     assert!(!has(&i, "params \"sub/params.yaml\""));
 }
+
+#[test]
+fn stage_vars_files_are_written_in_with_a_warning() {
+    let i = import(&[
+        ("local.yaml", "size: 3\n"),
+        (
+            "dvc.yaml",
+            "stages:\n  s:\n    vars:\n      - local.yaml\n    cmd: make ${size}\n",
+        ),
+    ]);
+    assert_has(&i, "run \"make 3\"");
+    assert_warned(&i, "vars file `local.yaml`", 3);
+    assert!(!has(&i, "params \"local.yaml\""));
+}
