@@ -549,7 +549,16 @@ fn params_of(s: &Stage, params: &Params, outputs: &[(String, String)], o: &mut O
             None => params.file_keys(&dep.file),
         };
         for k in keys {
-            if is_mlp_key(&k) && params.get(&k).is_some() {
+            let in_file = params
+                .values
+                .get(&dep.file)
+                .is_some_and(|v| value::select(v, &k).is_some());
+            if !in_file {
+                o.warn(format!(
+                    "stage `{}`: params key `{k}` is not in `{}` (DVC would fail on it): left out",
+                    s.dvc_name, dep.file
+                ));
+            } else if is_mlp_key(&k) {
                 o.params.push(k);
             } else {
                 whole(o, format!("mlp cannot name the key `{k}`"));

@@ -429,3 +429,18 @@ fn stage_vars_files_are_written_in_with_a_warning() {
     assert_warned(&i, "vars file `local.yaml`", 3);
     assert!(!has(&i, "params \"local.yaml\""));
 }
+
+#[test]
+fn missing_and_unnameable_params_keys() {
+    let i = import(&[
+        ("params.yaml", "learning-rate: 0.1\nok: 1\n"),
+        (
+            "dvc.yaml",
+            "stages:\n  s:\n    cmd: t\n    params: [ok, learning-rate, nope]\n",
+        ),
+    ]);
+    assert_has(&i, "in \"params.yaml\"");
+    assert_has(&i, "params ok");
+    assert_warned(&i, "mlp cannot name the key `learning-rate`", 2);
+    assert_warned(&i, "`nope` is not in `params.yaml`", 2);
+}
