@@ -30,16 +30,32 @@ fn find_dvc() -> Option<PathBuf> {
     found
 }
 
-/// A directory with `python` (the projects' commands say `python`) pointing at python3,
-/// put first on `PATH` for both tools.
-fn path_with_python(root: &Path) -> String {
+/// A directory with `python` (the projects' commands say `python`), put first on `PATH`
+/// for both tools: the Python DVC runs on when it has one beside it (its virtualenv has
+/// PyYAML, which the example's scripts use), else `python3`.
+fn path_with_python(root: &Path, dvc: &Path) -> String {
     let bin = root.join("bin");
     std::fs::create_dir_all(&bin).unwrap();
-    let py = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+    let beside = dvc
+        .parent()
         .map(|d| d.join("python3"))
-        .find(|p| p.is_file())
+        .filter(|p| p.is_file());
+    let py = beside
+        .or_else(|| {
+            std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+                .map(|d| d.join("python3"))
+                .find(|p| p.is_file())
+        })
         .expect("python3 on PATH");
-    let _ = std::os::unix::fs::symlink(py, bin.join("python"));
+    // A script, not a symlink: a symlinked virtualenv Python loses its virtualenv.
+    let shim = bin.join("python");
+    std::fs::write(
+        &shim,
+        format!("#!/bin/sh\nexec '{}' \"$@\"\n", py.display()),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&shim, std::fs::Permissions::from_mode(0o755)).unwrap();
     let old = std::env::var("PATH").unwrap_or_default();
     format!("{}:{old}", bin.display())
 }
@@ -207,8 +223,8 @@ fn check(p: &Project) {
     let Some(dvc) = find_dvc() else { return };
     let root = tempfile::tempdir().unwrap();
     let tools = Tools {
+        path: path_with_python(root.path(), &dvc),
         dvc,
-        path: path_with_python(root.path()),
     };
     let a = root.path().join("dvc").join(p.name);
     let b = root.path().join("mlp").join(p.name);
