@@ -143,12 +143,7 @@ pub fn emit(
         }
         let (text, mut w) = match &g.looped {
             Some((vars, template)) => {
-                let base = g.stages[0]
-                    .dvc_name
-                    .split('@')
-                    .next()
-                    .unwrap_or("")
-                    .to_string();
+                let base = &g.name;
                 let (text, w) = emit_loop(vars, template, &params, &outputs, top_metrics);
                 notes.push(format!(
                     "`{base}` ({} stages) -> a `for` loop over {}",
@@ -161,13 +156,12 @@ pub fn emit(
                 (text, w)
             }
             None => {
-                if let Some(why) = &g.expanded {
-                    let base = g
-                        .stages
-                        .first()
-                        .map_or("", |s| s.dvc_name.split('@').next().unwrap_or(""));
+                if g.stages.is_empty() {
+                    notes.push(format!("`{}` generates no stage", g.name));
+                } else if let Some(why) = &g.expanded {
                     notes.push(format!(
-                        "`{base}` ({} stages) -> expanded into one stage each: {why}",
+                        "`{}` ({} stages) -> expanded into one stage each: {why}",
+                        g.name,
                         g.stages.len()
                     ));
                 }
@@ -319,7 +313,8 @@ fn flat_params(m: &Mapping, prefix: &str, out: &mut Vec<(String, Value)>) -> boo
 
 fn writable(v: &Value) -> bool {
     match v {
-        Value::Bool(_) | Value::Number(_) | Value::String(_) => true,
+        Value::Number(n) => n.as_f64().is_some_and(f64::is_finite),
+        Value::Bool(_) | Value::String(_) => true,
         Value::Sequence(s) => s.iter().all(writable),
         _ => false,
     }

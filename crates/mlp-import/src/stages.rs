@@ -66,6 +66,8 @@ pub struct LoopVar {
 /// A stage, or a `foreach`/`matrix` group.
 #[derive(Clone, Debug)]
 pub struct Group {
+    /// The DVC name of the group (`train`, `sub/dvc.yaml:train`).
+    pub name: String,
     /// The generated stages (one, for a plain stage).
     pub stages: Vec<Stage>,
     /// When the group can stay a `for` loop: its variables (outermost first) and the
@@ -108,6 +110,10 @@ pub fn resolve(root: &Path, files: &[DvcFile]) -> Resolved {
                     .notes
                     .push(warn(f, &["stages"], format!("{default}: {e}"))),
             }
+        }
+        if f.doc.get("vars").is_some_and(|v| !v.is_sequence()) {
+            r.notes
+                .push(warn(f, &["vars"], "`vars` must be a list: ignored".into()));
         }
         if let Some(Value::Sequence(vars)) = f.doc.get("vars") {
             for item in vars {
@@ -345,6 +351,7 @@ fn group(
             .to_string()
         });
         return Ok(Group {
+            name: dvc_name(f, name),
             stages,
             looped,
             expanded,
@@ -394,6 +401,7 @@ fn group(
             .iter()
             .all(|(d, _, _)| value::is_mlp_name(d) && !crate::emit::KEYWORDS.contains(&d.as_str()));
         if names_ok
+            && !axes.is_empty()
             && axes
                 .iter()
                 .all(|(_, l, _)| !l.is_empty() && l.iter().all(loop_safe))
@@ -437,6 +445,7 @@ fn group(
             }
         });
         return Ok(Group {
+            name: dvc_name(f, name),
             stages,
             looped,
             expanded,
@@ -451,6 +460,7 @@ fn group(
         r,
     )?;
     Ok(Group {
+        name: dvc_name(f, name),
         stages: vec![s],
         looped: None,
         expanded: None,
@@ -530,6 +540,9 @@ fn stage(
         None => String::new(),
     };
     let base = project::join(&f.dir, &wdir);
+    if def.get("vars").is_some_and(|v| !v.is_sequence()) {
+        return Err("`vars` must be a list".into());
+    }
     if let Some(Value::Sequence(vars)) = def.get("vars") {
         let mut local = c.local.clone();
         for item in vars {
