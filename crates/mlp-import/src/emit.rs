@@ -403,9 +403,6 @@ fn emit_stage(
         ins.push(format!("\"{}\"", render(d, false, params, &mut o)));
     }
     params_of(s, params, outputs, &mut o);
-    for f in std::mem::take(&mut o.inputs) {
-        ins.push(format!("\"{}\"", escape(&f)));
-    }
     // outs
     let mut outs = Vec::new();
     let mut metrics = Vec::new();
@@ -452,6 +449,13 @@ fn emit_stage(
         }
     }
     let run = s.cmd.as_ref().map(|c| render(c, true, params, &mut o));
+    // Whole files read as inputs: params mlp cannot hold, files of values written in.
+    for f in std::mem::take(&mut o.inputs) {
+        let q = format!("\"{}\"", escape(&f));
+        if !ins.contains(&q) {
+            ins.push(q);
+        }
+    }
     if !ins.is_empty() {
         lines.push(format!("in {}", ins.join(", ")));
     }
@@ -579,18 +583,24 @@ fn render(t: &Text, in_run: bool, params: &Params, o: &mut Out) -> String {
         match seg {
             Seg::Lit(s) => out.push_str(&escape(s)),
             Seg::Loop(v) => out.push_str(&format!("${{{v}}}")),
-            Seg::Param { key, value, text } => {
+            Seg::Param {
+                key,
+                value,
+                text,
+                file,
+            } => {
                 if params.holds(key, value) && renders_same(value, text, in_run) {
                     out.push_str(&format!("${{params.{key}}}"));
                     continue;
                 }
                 out.push_str(&escape(text));
-                frozen_value(key, params.holds(key, value), o);
+                frozen_value(key, params.holds(key, value), file.as_deref(), o);
             }
-            Seg::Unpacked { key, text } => {
+            Seg::Unpacked { key, text, file } => {
                 out.push_str(&escape(text));
                 if let Some(k) = key {
-                    frozen_value(k, params.get(k).is_some() && is_mlp_key(k), o);
+                    let known = params.get(k).is_some() && is_mlp_key(k);
+                    frozen_value(k, known, file.as_deref(), o);
                 }
             }
         }
@@ -598,20 +608,28 @@ fn render(t: &Text, in_run: bool, params: &Params, o: &mut Out) -> String {
     out
 }
 
-/// A value written into the command as it is now: list its key as a param so the stage
-/// reruns when it changes, and say so.
-fn frozen_value(key: &str, known: bool, o: &mut Out) {
+/// A value written into the command as DVC renders it today: make the stage rerun when
+/// it changes (its key as a param, or else its file as an input), and say so.
+fn frozen_value(key: &str, known: bool, file: Option<&str>, o: &mut Out) {
     if o.frozen.iter().any(|k| k == key) {
         return;
     }
     o.frozen.push(key.to_string());
     let name = o.stage.dvc_name.clone();
+    let keeps = "but its command keeps today's value until you edit it";
     if known {
         if !o.params.iter().any(|k| k == key) {
             o.params.push(key.to_string());
         }
         o.warn(format!(
-            "stage `{name}`: `${{{key}}}` is written as DVC renders it today (mlp's `${{params.{key}}}` would render differently); the stage lists `{key}` as a param, so it reruns when the value changes, but its command keeps today's value until you edit it"
+            "stage `{name}`: `${{{key}}}` is written as DVC renders it today (mlp's `${{params.{key}}}` would render differently); the stage lists `{key}` as a param, so it reruns when the value changes, {keeps}"
+        ));
+    } else if let Some(f) = file {
+        if !o.inputs.iter().any(|i| i == f) {
+            o.inputs.push(f.to_string());
+        }
+        o.warn(format!(
+            "stage `{name}`: `${{{key}}}` is written as DVC renders it today (no mlp params key holds it); the stage reads `{f}` as an input, so it reruns when the file changes, {keeps}"
         ));
     } else {
         o.warn(format!(

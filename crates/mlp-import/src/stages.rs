@@ -103,6 +103,8 @@ pub fn resolve(root: &Path, files: &[DvcFile]) -> Resolved {
                 Ok(Value::Mapping(m)) => {
                     ctx.data = m;
                     ctx.imports.push(default.clone());
+                    ctx.sources
+                        .push((default.clone(), Value::Mapping(ctx.data.clone())));
                     r.param_files.push(default.clone());
                 }
                 Ok(_) => {}
@@ -117,15 +119,7 @@ pub fn resolve(root: &Path, files: &[DvcFile]) -> Resolved {
         }
         if let Some(Value::Sequence(vars)) = f.doc.get("vars") {
             for item in vars {
-                if let Err(e) = load_vars(
-                    root,
-                    &f.dir,
-                    item,
-                    &mut ctx.data,
-                    &mut ctx.imports,
-                    None,
-                    &mut r,
-                ) {
+                if let Err(e) = load_vars(root, &f.dir, item, &mut ctx, None, &mut r) {
                     r.notes.push(warn(f, &["vars"], e));
                 }
             }
@@ -170,11 +164,11 @@ fn load_vars(
     root: &Path,
     wdir: &str,
     item: &Value,
-    data: &mut Mapping,
-    imports: &mut Vec<String>,
+    ctx: &mut Context,
     local: Option<&mut Mapping>,
     r: &mut Resolved,
 ) -> Result<(), String> {
+    let mut source = None;
     let new = match item {
         Value::String(s) => {
             let (file, keys) = match s.split_once(':') {
@@ -183,11 +177,12 @@ fn load_vars(
             };
             let path = project::join(wdir, file);
             if keys.is_none() {
-                if imports.contains(&path) {
+                if ctx.imports.contains(&path) {
                     return Ok(());
                 }
-                imports.push(path.clone());
+                ctx.imports.push(path.clone());
             }
+            source = Some(path.clone());
             let v = project::load(root, &path).map_err(|e| format!("vars file {path}: {e}"))?;
             // Stage vars are written into the stage: they need not be mlp params.
             if local.is_none() && !r.param_files.contains(&path) {
@@ -216,7 +211,13 @@ fn load_vars(
         }
         _ => return Err("a `vars` entry must be a file name or a mapping".into()),
     };
-    value::merge_strict(data, &new, "").map_err(|k| format!("vars: `{k}` is already defined"))?;
+    value::merge_strict(&mut ctx.data, &new, "")
+        .map_err(|k| format!("vars: `{k}` is already defined"))?;
+    if local.is_none()
+        && let Some(path) = source
+    {
+        ctx.sources.push((path, Value::Mapping(new.clone())));
+    }
     if let Some(local) = local {
         value::merge_strict(local, &new, "")
             .map_err(|k| format!("vars: `{k}` is already defined"))?;
@@ -546,15 +547,7 @@ fn stage(
     if let Some(Value::Sequence(vars)) = def.get("vars") {
         let mut local = c.local.clone();
         for item in vars {
-            load_vars(
-                root,
-                &base,
-                item,
-                &mut c.data,
-                &mut c.imports,
-                Some(&mut local),
-                r,
-            )?;
+            load_vars(root, &base, item, &mut c, Some(&mut local), r)?;
             if let Some(file) = item.as_str() {
                 r.notes.push(warn(
                     f,

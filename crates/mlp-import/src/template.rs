@@ -12,17 +12,20 @@ use crate::value::{self, Unpack};
 #[derive(Clone, Debug, PartialEq)]
 pub enum Seg {
     Lit(String),
-    /// A value of the global vars at `key`, rendered by DVC as `text`.
+    /// A value of the global vars at `key`, rendered by DVC as `text`; `file` is the
+    /// params/vars file it comes from (none for inline vars).
     Param {
         key: String,
         value: Value,
         text: String,
+        file: Option<String>,
     },
     /// A dictionary unpacked into flags (always literal in mlp; `key` is its global key
     /// when it has one, so the stage can list it as params).
     Unpacked {
         key: Option<String>,
         text: String,
+        file: Option<String>,
     },
     /// An mlp loop variable, `${var}`.
     Loop(String),
@@ -98,6 +101,8 @@ pub struct Context {
     pub unpack: Unpack,
     /// Vars files loaded whole (DVC loads a file named twice once).
     pub imports: Vec<String>,
+    /// The global vars files and what each brought, to tell where a value comes from.
+    pub sources: Vec<(String, Value)>,
 }
 
 /// Why a string could not be resolved.
@@ -168,6 +173,14 @@ impl Context {
         select_in(&self.data, key).ok_or_else(|| Error::Bad(format!("could not find '{key}'")))
     }
 
+    /// The global vars file a key comes from.
+    fn source_of(&self, key: &str) -> Option<String> {
+        self.sources
+            .iter()
+            .find(|(_, data)| value::select(data, key).is_some())
+            .map(|(f, _)| f.clone())
+    }
+
     fn is_local(&self, key: &str) -> bool {
         let head = key.split('.').next().unwrap_or("").trim();
         self.local.iter().any(|(k, _)| value::key_str(k) == head)
@@ -195,6 +208,7 @@ impl Context {
                     out.0.push(Seg::Unpacked {
                         key: global.then(|| key.clone()),
                         text,
+                        file: self.source_of(&key),
                     });
                 }
                 Value::Mapping(_) | Value::Sequence(_) => {
@@ -206,10 +220,12 @@ impl Context {
                 _ => {
                     let text = value::scalar_str(v).unwrap_or_default();
                     if global {
+                        let file = self.source_of(&key);
                         out.0.push(Seg::Param {
                             key: key.clone(),
                             value: v.clone(),
                             text,
+                            file,
                         });
                     } else {
                         out.push_str(&text);

@@ -38,7 +38,8 @@ fn global_values_are_params_segments_and_local_ones_literal() {
             Seg::Param {
                 key: "lr".into(),
                 value: serde_yaml_ng::from_str("0.1").unwrap(),
-                text: "0.1".into()
+                text: "0.1".into(),
+                file: None,
             },
             Seg::Lit(" gbm".into()),
         ]

@@ -444,3 +444,17 @@ fn missing_and_unnameable_params_keys() {
     assert_warned(&i, "mlp cannot name the key `learning-rate`", 2);
     assert_warned(&i, "`nope` is not in `params.yaml`", 2);
 }
+
+#[test]
+fn a_value_from_a_params_file_mlp_cannot_hold_reruns_through_the_file() {
+    let i = import(&[
+        ("dvc.yaml", "stages:\n  r:\n    cmd: x ${n}\n"),
+        ("params.yaml", "n: 1\n"),
+        ("sub/params.yaml", "n: 5\n"),
+        ("sub/dvc.yaml", "stages:\n  s:\n    cmd: echo n=${n}\n"),
+    ]);
+    assert_has(&i, "run \"x ${params.n}\"");
+    assert_has(&i, "in \"sub/params.yaml\"");
+    assert_has(&i, "run \"cd sub && echo n=5\"");
+    assert_warned(&i, "the stage reads `sub/params.yaml` as an input", 2);
+}
