@@ -684,7 +684,12 @@ fn stage(
                 .unwrap_or(false)),
         }
     };
-    let desc = def.get("desc").and_then(Value::as_str).map(str::to_string);
+    let desc = def.get("desc").and_then(Value::as_str).map(|d| {
+        sc.c.resolve(d, false)
+            .ok()
+            .and_then(|t| t.literal())
+            .unwrap_or_else(|| d.to_string())
+    });
     for k in def.keys() {
         let k = key_str(k);
         if !KNOWN.contains(&k.as_str()) {

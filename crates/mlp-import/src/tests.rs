@@ -111,7 +111,7 @@ fn top_level_metrics_make_a_stage_output_a_metrics_file() {
 fn frozen_always_changed_and_desc() {
     let i = import(&[(
         "dvc.yaml",
-        "stages:\n  a:\n    desc: Fetch the prices\n    cmd: x\n    always_changed: true\n  b:\n    cmd: y\n    frozen: true\n",
+        "vars:\n  - what: prices\nstages:\n  a:\n    desc: Fetch the ${what}\n    cmd: x\n    always_changed: true\n  b:\n    cmd: y\n    frozen: true\n",
     )]);
     assert_has(&i, "# Fetch the prices");
     assert_has(&i, "always");
