@@ -52,6 +52,9 @@ pub enum Command {
     Gc(GcArgs),
     /// Format `.mlp` files canonically (comments kept).
     Fmt(FmtArgs),
+    /// Translate another tool's pipeline into a `pipeline.mlp` (`mlp import dvc`).
+    #[command(subcommand)]
+    Import(ImportCommand),
 }
 
 // `mlp check`
@@ -215,6 +218,28 @@ pub struct FmtArgs {
     pub check: bool,
     /// Files to format (default: the pipeline file and what it includes).
     pub files: Vec<PathBuf>,
+}
+
+// `mlp import`
+#[derive(Subcommand, Debug)]
+pub enum ImportCommand {
+    /// Write a `pipeline.mlp` that plans a DVC project's DAG (every `dvc.yaml`, with its params and vars files).
+    Dvc(ImportDvcArgs),
+}
+
+// `mlp import dvc`
+#[derive(Args, Debug)]
+pub struct ImportDvcArgs {
+    /// The DVC project's directory (where `dvc.yaml` is).
+    #[arg(default_value = ".", value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Where to write the pipeline (default: `DIR/pipeline.mlp`); `-` prints it on
+    /// standard output.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Overwrite FILE if it exists.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `--executor`.
