@@ -11,6 +11,8 @@
 #   noop    a rerun with nothing to do (the snapshot path)
 #   one     a rerun after deleting the output of stage N/2 (restore + early cutoff)
 # Prints a markdown table of millions of instructions, and each build's ratio to the first.
+# Threads make a run's count vary a little (sled's flusher, worker hand-offs: about ±5% at
+# N=100, less at N=1000), so cold and one are the median of REPS runs (default 3).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 BINS=()
@@ -18,6 +20,7 @@ while [ $# -gt 0 ] && [ "$1" != "--" ]; do BINS+=("$1"); shift; done
 [ "${1:-}" = "--" ] && shift
 SHAPES=${1:-"chain wide"}
 SIZES=${2:-"1000"}
+REPS=${REPS:-3}
 [ ${#BINS[@]} -ge 1 ] || { echo "usage: bench/instructions.sh MLP... [-- SHAPES SIZES]" >&2; exit 2; }
 command -v valgrind >/dev/null || { echo "instructions.sh: needs valgrind (apt-get install valgrind)" >&2; exit 2; }
 WORK=${WORK_DIR:-/tmp/mlp-bench-instr}
@@ -39,14 +42,19 @@ for s in $SHAPES; do
   for n in $SIZES; do
     for b in "${BINS[@]}"; do
       d=$WORK/$(basename "$b")-$s-$n
-      python3 "$HERE/gen.py" mlp "$s" "$n" "$d" >/dev/null
-      cd "$d"
-      check=$(count "$b" check)
-      cold=$(count "$b" run -j2)
-      noop=$(count "$b" run -j2)
-      rm -f "out/$((n / 2)).txt"
-      one=$(count "$b" run -j2)
-      cd - >/dev/null
+      colds=() ones=()
+      for _ in $(seq "$REPS"); do
+        python3 "$HERE/gen.py" mlp "$s" "$n" "$d" >/dev/null
+        cd "$d"
+        check=$(count "$b" check)
+        colds+=("$(count "$b" run -j2)")
+        noop=$(count "$b" run -j2)
+        rm -f "out/$((n / 2)).txt"
+        ones+=("$(count "$b" run -j2)")
+        cd - >/dev/null
+      done
+      cold=$(printf '%s\n' "${colds[@]}" | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}')
+      one=$(printf '%s\n' "${ones[@]}" | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}')
       echo "| \`$b\` | $s | $n | $check | $cold | $noop | $one |"
       key=$s-$n
       if [ -z "${first[$key]:-}" ]; then
