@@ -29,7 +29,10 @@ pub fn diff(cli: &Cli, args: &DiffArgs) -> ExitStatus {
         if d.runs.len() == 2 {
             outln!("runs {} and {} have the same params and metrics", d.a, d.b);
         } else {
-            outln!("runs {} have the same params and metrics", d.runs.join(", "));
+            outln!(
+                "runs {} have the same params and metrics",
+                d.runs.join(", ")
+            );
         }
         return ExitStatus::Success;
     }

@@ -36,7 +36,8 @@ pub fn report(cli: &Cli, args: &ReportArgs) -> ExitStatus {
             } else {
                 format!(
                     "{}_files",
-                    out.file_stem().map_or("mlp-report".into(), |s| s.to_string_lossy())
+                    out.file_stem()
+                        .map_or("mlp-report".into(), |s| s.to_string_lossy())
                 )
             };
             let md = mlp_report::markdown(&report, &dir);

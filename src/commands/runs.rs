@@ -60,7 +60,13 @@ pub fn runs(cli: &Cli, args: &RunsArgs) -> ExitStatus {
     let unknown: Vec<&String> = report
         .wanted
         .iter()
-        .filter(|w| !report.runs.iter().any(|r| r.metrics.keys().any(|k| k == *w || k.split_once('.').is_some_and(|(_, m)| m == w.as_str()))))
+        .filter(|w| {
+            !report.runs.iter().any(|r| {
+                r.metrics
+                    .keys()
+                    .any(|k| k == *w || k.split_once('.').is_some_and(|(_, m)| m == w.as_str()))
+            })
+        })
         .collect();
     for w in unknown {
         eprintln!("mlp: warning: no run shown has a metric `{w}`");

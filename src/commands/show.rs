@@ -13,7 +13,8 @@ pub fn show(cli: &Cli, args: &ShowArgs) -> ExitStatus {
         Ok(s) => s,
         Err(status) => return status,
     };
-    let run = match history::resolve(&store, &args.run).and_then(|id| history::record(&store, &id)) {
+    let run = match history::resolve(&store, &args.run).and_then(|id| history::record(&store, &id))
+    {
         Ok(r) => r,
         Err(e) => return exit::engine_error(e),
     };

@@ -36,7 +36,11 @@ fn limits(r: &Report, key: &str) -> Vec<Limit> {
 }
 
 fn last_value(v: &[Option<f64>]) -> String {
-    v.iter().rev().flatten().next().map_or("-".into(), |x| num(*x))
+    v.iter()
+        .rev()
+        .flatten()
+        .next()
+        .map_or("-".into(), |x| num(*x))
 }
 
 /// Why a run failed, for a point's tooltip.
@@ -60,7 +64,10 @@ pub fn metric_over_runs(r: &Report, col: &MetricCol, standalone: bool) -> String
         .enumerate()
         .filter_map(|(i, run)| Some((i, run, *run.metrics.get(&col.key)?)))
         .collect();
-    let base = r.baseline.as_ref().and_then(|b| Some((b, *b.metrics.get(&col.key)?)));
+    let base = r
+        .baseline
+        .as_ref()
+        .and_then(|b| Some((b, *b.metrics.get(&col.key)?)));
     let lims = limits(r, &col.key);
     let mut all: Vec<f64> = pts.iter().map(|p| p.2).collect();
     all.extend(base.map(|b| b.1));
@@ -125,18 +132,19 @@ pub fn metric_over_runs(r: &Report, col: &MetricCol, standalone: bool) -> String
         },
     );
     let lx = W - RIGHT + 6.0;
+    // Labels at the right end of the reference lines: (y, class, text), spread apart below.
+    let mut labels: Vec<(f64, &str, String)> = Vec::new();
     if let Some((b, v)) = base {
         let py = y.at(v);
         let _ = write!(
             o,
-            "<line class=\"base\" data-series=\"baseline\" x1=\"{}\" x2=\"{}\" y1=\"{py}\" y2=\"{py}\"><title>baseline: run {} = {}</title></line><text class=\"base\" x=\"{lx}\" y=\"{}\">baseline (run {})</text>",
+            "<line class=\"base\" data-series=\"baseline\" x1=\"{}\" x2=\"{}\" y1=\"{py}\" y2=\"{py}\"><title>baseline: run {} = {}</title></line>",
             x.from,
             x.to,
             esc(&b.id),
             num(v),
-            py + 4.0,
-            esc(&b.id)
         );
+        labels.push((py, "base", format!("baseline (run {})", b.id)));
     }
     for (k, l) in lims.iter().enumerate() {
         let mut d = String::new();
@@ -159,17 +167,32 @@ pub fn metric_over_runs(r: &Report, col: &MetricCol, standalone: bool) -> String
         if let Some(py) = last {
             let _ = write!(
                 o,
-                "<path class=\"gate\" data-series=\"threshold\" d=\"{d}\"><title>{}</title></path><text class=\"gate\" x=\"{lx}\" y=\"{}\">{}</text>",
+                "<path class=\"gate\" data-series=\"threshold\" d=\"{d}\"><title>{}</title></path>",
                 esc(&l.label),
-                py + 4.0 + 14.0 * k as f64,
-                esc(&l.label)
             );
+            labels.push((py + 0.01 * k as f64, "gate", l.label.clone()));
         }
+    }
+    labels.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut prev = f64::NEG_INFINITY;
+    for (py, class, text) in &labels {
+        let at = (py + 4.0).max(prev + 14.0);
+        prev = at;
+        let _ = write!(
+            o,
+            "<text class=\"{class}\" x=\"{lx}\" y=\"{}\">{}</text>",
+            round(at),
+            esc(text)
+        );
     }
     let mut d = String::new();
     let mut prev: Option<usize> = None;
     for (i, _, v) in &pts {
-        let cmd = if prev.is_some_and(|p| p + 1 == *i) { 'L' } else { 'M' };
+        let cmd = if prev.is_some_and(|p| p + 1 == *i) {
+            'L'
+        } else {
+            'M'
+        };
         let _ = write!(d, "{cmd}{} {}", x.at(*i as f64), y.at(*v));
         prev = Some(*i);
     }
@@ -177,15 +200,32 @@ pub fn metric_over_runs(r: &Report, col: &MetricCol, standalone: bool) -> String
         o,
         "<path class=\"series\" data-series=\"value\" d=\"{d}\"/>"
     );
+    let stage = col.key.split('.').next().unwrap_or("");
+    let failed_here = |run: &Run| {
+        run.stages
+            .iter()
+            .any(|s| s.name == stage && s.status == "failed")
+    };
     for (i, run, v) in &pts {
         let (px, py) = (x.at(*i as f64), y.at(*v));
-        let failed = !run.ok;
-        let tip = if failed {
-            format!("run {}: {} — FAILED: {}", run.id, num(*v), failure_text(run))
-        } else {
+        let tip = if run.ok {
             format!("run {}: {}", run.id, num(*v))
+        } else {
+            format!(
+                "run {}: {} — FAILED: {}",
+                run.id,
+                num(*v),
+                failure_text(run)
+            )
         };
-        if failed {
+        if !run.ok && !failed_here(run) {
+            let _ = write!(
+                o,
+                "<circle class=\"pt other\" data-run=\"{}\" cx=\"{px}\" cy=\"{py}\" r=\"4\"><title>{}</title></circle>",
+                esc(&run.id),
+                esc(&tip)
+            );
+        } else if failed_here(run) {
             let _ = write!(
                 o,
                 "<path class=\"pt fail\" data-run=\"{}\" d=\"M{} {}l10 10m0 -10l-10 10\"><title>{}</title></path>",
@@ -203,12 +243,24 @@ pub fn metric_over_runs(r: &Report, col: &MetricCol, standalone: bool) -> String
             );
         }
     }
-    if pts.iter().any(|p| !p.1.ok) {
+    // The legend of the markers, under the reference lines' labels.
+    let mut ly = H - 30.0;
+    if pts.iter().any(|p| failed_here(p.1)) {
         let _ = write!(
             o,
-            "<path class=\"pt fail\" d=\"M{} 10l8 8m0 -8l-8 8\"/><text x=\"{}\" y=\"18\" class=\"muted\">failed run</text>",
-            lx,
-            lx + 12.0
+            "<path class=\"pt fail\" d=\"M{lx} {}l8 8m0 -8l-8 8\"/><text x=\"{}\" y=\"{ly}\" class=\"muted\" font-size=\"11\">failed here</text>",
+            ly - 8.0,
+            lx + 13.0
+        );
+        ly += 15.0;
+    }
+    if pts.iter().any(|p| !p.1.ok && !failed_here(p.1)) {
+        let _ = write!(
+            o,
+            "<circle class=\"pt other\" cx=\"{}\" cy=\"{}\" r=\"4\"/><text x=\"{}\" y=\"{ly}\" class=\"muted\" font-size=\"11\">failed elsewhere</text>",
+            lx + 4.0,
+            ly - 4.0,
+            lx + 13.0
         );
     }
     o.push_str("</svg>");
@@ -216,11 +268,22 @@ pub fn metric_over_runs(r: &Report, col: &MetricCol, standalone: bool) -> String
 }
 
 /// A param (numeric in at least two runs) against a metric, one point per run.
-pub fn param_vs_metric(r: &Report, param: &str, col: &MetricCol, standalone: bool) -> Option<String> {
+pub fn param_vs_metric(
+    r: &Report,
+    param: &str,
+    col: &MetricCol,
+    standalone: bool,
+) -> Option<String> {
     let pts: Vec<(&Run, f64, f64)> = r
         .runs
         .iter()
-        .filter_map(|run| Some((run, run.params.get(param)?.as_f64()?, *run.metrics.get(&col.key)?)))
+        .filter_map(|run| {
+            Some((
+                run,
+                run.params.get(param)?.as_f64()?,
+                *run.metrics.get(&col.key)?,
+            ))
+        })
         .collect();
     let mut xs: Vec<f64> = pts.iter().map(|p| p.1).collect();
     xs.sort_by(f64::total_cmp);
@@ -230,12 +293,25 @@ pub fn param_vs_metric(r: &Report, param: &str, col: &MetricCol, standalone: boo
     }
     let (xt, xlo, xhi) = svg::ticks(xs[0], xs[xs.len() - 1], 5);
     let ys = pts.iter().map(|p| p.2);
-    let (lo, hi) = (ys.clone().fold(f64::INFINITY, f64::min), ys.fold(f64::NEG_INFINITY, f64::max));
+    let (lo, hi) = (
+        ys.clone().fold(f64::INFINITY, f64::min),
+        ys.fold(f64::NEG_INFINITY, f64::max),
+    );
     let (yt, ylo, yhi) = svg::ticks(lo, hi, 5);
-    let (w, h) = (400.0, 280.0);
-    let x = Scale { lo: xlo, hi: xhi, from: LEFT, to: w - 20.0 };
-    let y = Scale { lo: ylo, hi: yhi, from: h - BOTTOM, to: TOP };
-    let title = format!("{} vs params.{param}", col.label);
+    let (w, h) = (420.0, 290.0);
+    let x = Scale {
+        lo: xlo,
+        hi: xhi,
+        from: LEFT,
+        to: w - 20.0,
+    };
+    let y = Scale {
+        lo: ylo,
+        hi: yhi,
+        from: h - BOTTOM,
+        to: TOP + 10.0,
+    };
+    let title = format!("{} against params.{param}", col.label);
     let mut o = String::new();
     svg::open(
         &mut o,
@@ -250,19 +326,61 @@ pub fn param_vs_metric(r: &Report, param: &str, col: &MetricCol, standalone: boo
         &title,
         standalone,
     );
-    let _ = write!(o, "<text class=\"title\" x=\"{LEFT}\" y=\"18\">{}</text>", esc(&title));
+    let _ = write!(
+        o,
+        "<text class=\"title\" x=\"8\" y=\"18\">{}</text><text class=\"muted\" x=\"8\" y=\"32\">against params.{}</text>",
+        esc(&col.label),
+        esc(param)
+    );
     let xt: Vec<(f64, String)> = xt.into_iter().map(|v| (v, tick(v))).collect();
     let yt: Vec<(f64, String)> = yt.into_iter().map(|v| (v, tick(v))).collect();
     let xlabel = svg::with_unit(&format!("params.{param}"), param);
     let ylabel = svg::with_unit(&col.label, &col.key);
-    svg::axes(&mut o, &x, &y, &Axis { label: &xlabel, ticks: &xt }, &Axis { label: &ylabel, ticks: &yt });
+    svg::axes(
+        &mut o,
+        &x,
+        &y,
+        &Axis {
+            label: &xlabel,
+            ticks: &xt,
+        },
+        &Axis {
+            label: &ylabel,
+            ticks: &yt,
+        },
+    );
+    let stage = col.key.split('.').next().unwrap_or("");
     for (run, px, py) in &pts {
         let (cx, cy) = (x.at(*px), y.at(*py));
-        let tip = format!("run {}: params.{param} = {}, {} = {}{}", run.id, num(*px), col.label, num(*py), if run.ok { "" } else { " (FAILED)" });
-        if run.ok {
-            let _ = write!(o, "<circle class=\"pt\" data-run=\"{}\" cx=\"{cx}\" cy=\"{cy}\" r=\"4\"><title>{}</title></circle>", esc(&run.id), esc(&tip));
+        let failed_here = run
+            .stages
+            .iter()
+            .any(|s| s.name == stage && s.status == "failed");
+        let tip = format!(
+            "run {}: params.{param} = {}, {} = {}{}",
+            run.id,
+            num(*px),
+            col.label,
+            num(*py),
+            if run.ok { "" } else { " (FAILED)" }
+        );
+        if !failed_here {
+            let class = if run.ok { "pt" } else { "pt other" };
+            let _ = write!(
+                o,
+                "<circle class=\"{class}\" data-run=\"{}\" cx=\"{cx}\" cy=\"{cy}\" r=\"4\"><title>{}</title></circle>",
+                esc(&run.id),
+                esc(&tip)
+            );
         } else {
-            let _ = write!(o, "<path class=\"pt fail\" data-run=\"{}\" d=\"M{} {}l10 10m0 -10l-10 10\"><title>{}</title></path>", esc(&run.id), round(cx - 5.0), round(cy - 5.0), esc(&tip));
+            let _ = write!(
+                o,
+                "<path class=\"pt fail\" data-run=\"{}\" d=\"M{} {}l10 10m0 -10l-10 10\"><title>{}</title></path>",
+                esc(&run.id),
+                round(cx - 5.0),
+                round(cy - 5.0),
+                esc(&tip)
+            );
         }
     }
     o.push_str("</svg>");

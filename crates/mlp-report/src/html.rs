@@ -14,11 +14,11 @@ const PAGE_STYLE: &str = "\
 body{font-family:'DejaVu Sans',Verdana,sans-serif;margin:24px;color:var(--fg);background:var(--bg);line-height:1.4}\
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid var(--grid)}\
 .sub{color:var(--muted);margin:0 0 12px}.best{background:var(--panel);padding:8px 12px;border-radius:6px;white-space:pre-wrap;font-family:'DejaVu Sans Mono',monospace;font-size:13px}\
-table{border-collapse:collapse;font-size:13px}th,td{padding:4px 8px;border-bottom:1px solid var(--grid);text-align:left;vertical-align:top}\
+table{border-collapse:collapse;font-size:13px}th,td{padding:4px 8px;border-bottom:1px solid var(--grid);text-align:left;vertical-align:top;white-space:nowrap}\
 th{cursor:pointer;position:sticky;top:0;background:var(--panel)}td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}\
 .good{color:var(--base)}.bad{color:var(--fail)}.fail{color:var(--fail);font-weight:bold}.wrap{overflow-x:auto}\
 .charts{display:flex;flex-wrap:wrap;gap:12px}.charts svg{border:1px solid var(--grid);border-radius:6px;max-width:100%;height:auto}\
-.verdict{max-width:420px}small{color:var(--muted)}";
+.verdict{min-width:260px;max-width:480px;white-space:normal}small{color:var(--muted)}";
 
 /// A few lines of script: click a column header to sort the runs by it.
 const SCRIPT: &str = "\
@@ -58,9 +58,8 @@ pub fn page(r: &Report) -> String {
         }
         o.push_str("</div>\n");
     }
-    let scatters: Vec<String> = cols
-        .params
-        .iter()
+    let scatters: Vec<String> = table::scatter_params(r, &cols)
+        .into_iter()
         .flat_map(|p| cols.metrics.iter().map(move |c| (p, c)))
         .filter_map(|(p, c)| charts::param_vs_metric(r, p, c, false))
         .collect();
@@ -73,7 +72,11 @@ pub fn page(r: &Report) -> String {
         o.push_str("</div>\n");
     }
     if let Some(last) = r.runs.last() {
-        let _ = write!(o, "<h2>Run {}: timeline</h2>\n<div class=\"charts\">", esc(&last.id));
+        let _ = write!(
+            o,
+            "<h2>Run {}: timeline</h2>\n<div class=\"charts\">",
+            esc(&last.id)
+        );
         o.push_str(&timeline::gantt(last, &r.dag, false));
         o.push_str("</div>\n");
     }
@@ -108,7 +111,7 @@ pub fn subtitle(r: &Report) -> String {
 }
 
 fn runs_table(o: &mut String, r: &Report, cols: &Columns) {
-    o.push_str("<table class=\"runs\"><thead><tr><th>run</th><th>started</th><th>outcome</th><th>took</th><th>CPU</th><th>peak mem</th>");
+    o.push_str("<table class=\"runs\"><thead><tr><th>run</th><th>started</th><th>outcome</th><th>gates, checks, failures</th><th>took</th><th>CPU</th><th>peak mem</th>");
     for p in &cols.params {
         let _ = write!(o, "<th>params.{}</th>", esc(p));
     }
@@ -118,12 +121,17 @@ fn runs_table(o: &mut String, r: &Report, cols: &Columns) {
             Some(false) => " ↓",
             None => "",
         };
-        let _ = write!(o, "<th title=\"{}\">{}{arrow}</th>", esc(&m.key), esc(&m.label));
+        let _ = write!(
+            o,
+            "<th title=\"{}\">{}{arrow}</th>",
+            esc(&m.key),
+            esc(&m.label)
+        );
     }
     for c in &cols.costs {
         let _ = write!(o, "<th>{}</th>", c.label);
     }
-    o.push_str("<th>gates, checks, failures</th></tr></thead><tbody>\n");
+    o.push_str("</tr></thead><tbody>\n");
     for run in r.runs.iter().rev() {
         row(o, r, cols, run);
     }
@@ -134,18 +142,27 @@ fn row(o: &mut String, r: &Report, cols: &Columns, run: &Run) {
     let is_base = r.baseline.as_ref().is_some_and(|b| b.id == run.id);
     let _ = write!(
         o,
-        "<tr data-run=\"{}\"><td class=\"n\" data-v=\"{}\">{}{}</td><td>{}</td><td{}>{}</td><td class=\"n\" data-v=\"{}\">{}</td><td class=\"n\" data-v=\"{}\">{}</td><td class=\"n\" data-v=\"{}\">{}</td>",
+        "<tr data-run=\"{}\"><td class=\"n\" data-v=\"{}\">{}{}</td><td>{}</td><td{}>{}</td>{}<td class=\"n\" data-v=\"{}\">{}</td><td class=\"n\" data-v=\"{}\">{}</td><td class=\"n\" data-v=\"{}\">{}</td>",
         esc(&run.id),
         esc(&run.id),
         esc(&run.id),
-        if is_base { " <small>baseline</small>" } else { "" },
+        if is_base {
+            " <small>baseline</small>"
+        } else {
+            ""
+        },
         when(run.started_ms),
         if run.ok { "" } else { " class=\"fail\"" },
         run.outcome(),
+        verdict(r, run),
         run.duration_ms(),
         human_ms(run.duration_ms()),
         run.cpu_ms(),
-        if run.cpu_ms() > 0 { human_ms(run.cpu_ms()) } else { "-".into() },
+        if run.cpu_ms() > 0 {
+            human_ms(run.cpu_ms())
+        } else {
+            "-".into()
+        },
         run.max_rss_kb(),
         human_kb(run.max_rss_kb())
     );
@@ -177,16 +194,21 @@ fn row(o: &mut String, r: &Report, cols: &Columns, run: &Run) {
             None => o.push_str("<td class=\"n\">-</td>"),
         }
     }
+    o.push_str("</tr>\n");
+}
+
+/// The gate, check and command failures of a run, with their messages.
+fn verdict(r: &Report, run: &Run) -> String {
+    let mut o = String::new();
     o.push_str("<td class=\"verdict\">");
     let mut any = false;
     for s in run.verdicts().chain(run.failures()) {
         any = true;
         let _ = write!(
-            o,
-            "<div class=\"fail\">✗ {} {}: <span>{}</span></div>",
+            &mut o,
+            "<div class=\"fail\">✗ {}: <span>{}</span></div>",
             esc(&s.name),
-            esc(s.kind.as_deref().unwrap_or("failed")),
-            esc(s.reason.as_deref().unwrap_or(""))
+            esc(s.reason.as_deref().unwrap_or("failed"))
         );
     }
     if !any {
@@ -196,5 +218,6 @@ fn row(o: &mut String, r: &Report, cols: &Columns, run: &Run) {
             o.push_str("interrupted");
         }
     }
-    o.push_str("</td></tr>\n");
+    o.push_str("</td>");
+    o
 }

@@ -40,7 +40,13 @@ pub fn md(s: &str) -> String {
 /// outside `[A-Za-z0-9._-]` as `-`.
 fn file_part(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
         .take(80)
         .collect()
 }
@@ -72,7 +78,13 @@ pub fn markdown(r: &Report, dir: &str) -> Markdown {
     t.push_str(" gates, checks, failures |\n|");
     let n = 6 + cols.params.len() + cols.metrics.len() + cols.costs.len() + 1;
     for i in 0..n {
-        t.push_str(if i == 0 || (3..6).contains(&i) || (6 + cols.params.len()..n - 1).contains(&i) { " ---: |" } else { " --- |" });
+        t.push_str(
+            if i == 0 || (3..6).contains(&i) || (6 + cols.params.len()..n - 1).contains(&i) {
+                " ---: |"
+            } else {
+                " --- |"
+            },
+        );
     }
     t.push('\n');
     for run in r.runs.iter().rev() {
@@ -83,9 +95,17 @@ pub fn markdown(r: &Report, dir: &str) -> Markdown {
             md(&run.id),
             if is_base { " (baseline)" } else { "" },
             when(run.started_ms),
-            if run.ok { "ok".to_string() } else { format!("**{}**", run.outcome()) },
+            if run.ok {
+                "ok".to_string()
+            } else {
+                format!("**{}**", run.outcome())
+            },
             human_ms(run.duration_ms()),
-            if run.cpu_ms() > 0 { human_ms(run.cpu_ms()) } else { "-".into() },
+            if run.cpu_ms() > 0 {
+                human_ms(run.cpu_ms())
+            } else {
+                "-".into()
+            },
             human_kb(run.max_rss_kb())
         );
         for p in &cols.params {
@@ -116,10 +136,9 @@ pub fn markdown(r: &Report, dir: &str) -> Markdown {
             .chain(run.failures())
             .map(|s| {
                 format!(
-                    "✗ {} {}: {}",
+                    "✗ {}: {}",
                     md(&s.name),
-                    md(s.kind.as_deref().unwrap_or("failed")),
-                    md(s.reason.as_deref().unwrap_or(""))
+                    md(s.reason.as_deref().unwrap_or("failed"))
                 )
             })
             .collect();
@@ -135,28 +154,48 @@ pub fn markdown(r: &Report, dir: &str) -> Markdown {
         t.push_str("## Metrics over runs\n\n");
         for (i, c) in cols.metrics.iter().enumerate() {
             let svg = charts::metric_over_runs(r, c, true);
-            chart(&mut t, format!("metric-{}-{}.svg", i + 1, file_part(&c.key)), &format!("{} over runs", c.label), svg);
+            chart(
+                &mut t,
+                format!("metric-{}-{}.svg", i + 1, file_part(&c.key)),
+                &format!("{} over runs", c.label),
+                svg,
+            );
         }
     }
     let mut first = true;
-    for (i, p) in cols.params.iter().enumerate() {
+    for (i, p) in table::scatter_params(r, &cols).into_iter().enumerate() {
         for (j, c) in cols.metrics.iter().enumerate() {
             if let Some(svg) = charts::param_vs_metric(r, p, c, true) {
                 if first {
                     t.push_str("## Params against metrics\n\n");
                     first = false;
                 }
-                chart(&mut t, format!("scatter-{}-{}.svg", i + 1, j + 1), &format!("{} vs params.{p}", c.label), svg);
+                chart(
+                    &mut t,
+                    format!("scatter-{}-{}.svg", i + 1, j + 1),
+                    &format!("{} vs params.{p}", c.label),
+                    svg,
+                );
             }
         }
     }
     if let Some(last) = r.runs.last() {
         let _ = writeln!(t, "## Run {}: timeline\n", md(&last.id));
-        chart(&mut t, "timeline.svg".into(), "timeline", timeline::gantt(last, &r.dag, true));
+        chart(
+            &mut t,
+            "timeline.svg".into(),
+            "timeline",
+            timeline::gantt(last, &r.dag, true),
+        );
     }
     if !r.dag.is_empty() {
         t.push_str("## The DAG\n\n");
-        chart(&mut t, "dag.svg".into(), "the DAG", timeline::dag(r.runs.last(), &r.dag, true));
+        chart(
+            &mut t,
+            "dag.svg".into(),
+            "the DAG",
+            timeline::dag(r.runs.last(), &r.dag, true),
+        );
     }
     Markdown { text: t, files }
 }

@@ -128,7 +128,10 @@ impl Run {
         let mut metrics = BTreeMap::new();
         let mut stages = Vec::new();
         let order: Vec<String> = match r["order"].as_array() {
-            Some(o) => o.iter().filter_map(|v| v.as_str().map(String::from)).collect(),
+            Some(o) => o
+                .iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect(),
             None => r["stages"]
                 .as_object()
                 .map(|m| m.keys().cloned().collect())
@@ -157,7 +160,11 @@ impl Run {
                 max_rss_kb: s["max_rss_kb"].as_u64().unwrap_or(0),
                 notes: s["notes"]
                     .as_array()
-                    .map(|n| n.iter().filter_map(|x| x.as_str().map(String::from)).collect())
+                    .map(|n| {
+                        n.iter()
+                            .filter_map(|x| x.as_str().map(String::from))
+                            .collect()
+                    })
                     .unwrap_or_default(),
                 name,
             });
@@ -214,9 +221,9 @@ impl Run {
 
     /// Failed stages whose command (not a check or gate) failed.
     pub fn failures(&self) -> impl Iterator<Item = &StageRun> {
-        self.stages
-            .iter()
-            .filter(|s| s.status == "failed" && !matches!(s.kind.as_deref(), Some("gate" | "check")))
+        self.stages.iter().filter(|s| {
+            s.status == "failed" && !matches!(s.kind.as_deref(), Some("gate" | "check"))
+        })
     }
 }
 

@@ -37,7 +37,7 @@ svg.chart text{fill:var(--fg)}svg.chart .muted{fill:var(--muted)}\
 svg.chart .title{font-size:13px;font-weight:bold}\
 .grid{stroke:var(--grid);stroke-width:1}.axis{stroke:var(--muted);stroke-width:1}\
 .series{fill:none;stroke:var(--value);stroke-width:2}.pt{fill:var(--value)}\
-.pt.fail{fill:none;stroke:var(--fail);stroke-width:2.5}\
+.pt.fail{fill:none;stroke:var(--fail);stroke-width:2.5}.pt.other{fill:var(--bg);stroke:var(--value);stroke-width:2}\
 .base{stroke:var(--base);stroke-width:2;stroke-dasharray:7 4;fill:none}\
 .gate{stroke:var(--gate);stroke-width:2;stroke-dasharray:2 3;fill:none}\
 text.base{fill:var(--base)!important;stroke:none}text.gate{fill:var(--gate)!important;stroke:none}\
@@ -56,7 +56,10 @@ pub fn open(out: &mut String, w: f64, h: f64, attrs: &str, label: &str, standalo
         esc(label)
     );
     if standalone {
-        let _ = write!(out, " xmlns=\"http://www.w3.org/2000/svg\"><style>{STYLE}</style>");
+        let _ = write!(
+            out,
+            " xmlns=\"http://www.w3.org/2000/svg\"><style>{STYLE}</style>"
+        );
     } else {
         out.push('>');
     }
@@ -75,7 +78,11 @@ pub struct Scale {
 impl Scale {
     pub fn at(&self, x: f64) -> f64 {
         let span = self.hi - self.lo;
-        let t = if span == 0.0 { 0.5 } else { (x - self.lo) / span };
+        let t = if span == 0.0 {
+            0.5
+        } else {
+            (x - self.lo) / span
+        };
         round(self.from + t * (self.to - self.from))
     }
 }

@@ -68,7 +68,11 @@ impl Columns {
                 }
             }
             if keys.is_empty() {
-                for k in all.iter().filter(|k| cost_kind(k).is_none()).take(DEFAULT_METRICS) {
+                for k in all
+                    .iter()
+                    .filter(|k| cost_kind(k).is_none())
+                    .take(DEFAULT_METRICS)
+                {
                     push(k, &mut keys);
                 }
             }
@@ -111,6 +115,21 @@ impl Columns {
     }
 }
 
+/// The changed params worth a scatter plot: not the thresholds of checks and gates (they
+/// judge a metric, they do not move it).
+pub fn scatter_params<'a>(r: &Report, cols: &'a Columns) -> Vec<&'a String> {
+    cols.params
+        .iter()
+        .filter(|p| {
+            !r.assertions.iter().any(|a| {
+                a.threshold
+                    .as_ref()
+                    .is_some_and(|t| matches!(&t.limit, crate::model::Limit::Param(k) if k == *p))
+            })
+        })
+        .collect()
+}
+
 /// A key the user typed names a metric: the whole key, or the key without its stage.
 fn matches(key: &str, wanted: &str) -> bool {
     key == wanted || key.split_once('.').is_some_and(|(_, m)| m == wanted)
@@ -120,7 +139,12 @@ fn matches(key: &str, wanted: &str) -> bool {
 pub fn cost_kind(key: &str) -> Option<&'static str> {
     let last = key.rsplit('.').next().unwrap_or(key).to_ascii_lowercase();
     let words: Vec<&str> = last.split(['_', '-']).collect();
-    if ["per", "avg", "mean", "median", "p50", "p95", "p99", "max", "min"].iter().any(|w| words.contains(w)) {
+    if [
+        "per", "avg", "mean", "median", "p50", "p95", "p99", "max", "min",
+    ]
+    .iter()
+    .any(|w| words.contains(w))
+    {
         // A rate (`usd_per_1k`, `tokens_per_answer`), not an amount.
         None
     } else if words.contains(&"usd") || words.contains(&"cost") || words.contains(&"dollars") {
@@ -153,7 +177,9 @@ fn costs(all: &[&String]) -> Vec<CostCol> {
             .collect();
         keys.retain(|k| {
             let last = k.rsplit('.').next().unwrap_or("");
-            !totals.iter().any(|t| t == parent(k)) || last == label || last == format!("total_{label}")
+            !totals.iter().any(|t| t == parent(k))
+                || last == label
+                || last == format!("total_{label}")
         });
         if !keys.is_empty() {
             out.push(CostCol { label, keys });
@@ -305,5 +331,7 @@ pub fn param_pairs(run: &Run, keys: &[String]) -> Vec<(String, String)> {
 
 /// Metric values of the runs by key, oldest run first (`None` where a run has none).
 pub fn series<'a>(runs: &'a [Run], key: &str) -> Vec<(&'a Run, Option<f64>)> {
-    runs.iter().map(|r| (r, r.metrics.get(key).copied())).collect()
+    runs.iter()
+        .map(|r| (r, r.metrics.get(key).copied()))
+        .collect()
 }

@@ -41,11 +41,9 @@ pub fn runs_table(r: &Report) -> String {
         for c in &cols.costs {
             row.push(c.total(run).map_or("-".into(), num));
         }
-        row.push(
-            run.commit
-                .as_ref()
-                .map_or("-".into(), |(c, dirty)| format!("{c}{}", if *dirty { "+" } else { "" })),
-        );
+        row.push(run.commit.as_ref().map_or("-".into(), |(c, dirty)| {
+            format!("{c}{}", if *dirty { "+" } else { "" })
+        }));
         row.push(counts(run));
         rows.push(row);
     }
@@ -94,7 +92,11 @@ pub fn notes(r: &Report) -> String {
     let cols = Columns::of(r);
     let mut out = String::new();
     if let Some(b) = &r.baseline {
-        let _ = writeln!(out, "* the baseline (run {}); (±x) is the change against it", b.id);
+        let _ = writeln!(
+            out,
+            "* the baseline (run {}); (±x) is the change against it",
+            b.id
+        );
     }
     for m in &cols.metrics {
         if let Some((run, v)) = table::best(r, m) {
@@ -111,7 +113,11 @@ pub fn notes(r: &Report) -> String {
                 m.label,
                 run.id,
                 num(v),
-                if m.higher_is_better == Some(true) { "higher" } else { "lower" }
+                if m.higher_is_better == Some(true) {
+                    "higher"
+                } else {
+                    "lower"
+                }
             );
         }
     }

@@ -71,10 +71,15 @@ pub fn gantt(run: &Run, dag: &[DagNode], standalone: bool) -> String {
         * 7.5
         + 16.0;
     let (w, row_h) = (900.0, 22.0);
-    let h = 40.0 + rows.len() as f64 * row_h + 64.0;
+    let h = 50.0 + rows.len() as f64 * row_h + 64.0;
     let (xt, xlo, xhi) = svg::ticks(0.0, span_s.max(0.001), 8);
-    let x = Scale { lo: xlo, hi: xhi, from: name_w, to: w - 110.0 };
-    let plot_bottom = 40.0 + rows.len() as f64 * row_h;
+    let x = Scale {
+        lo: xlo,
+        hi: xhi,
+        from: name_w,
+        to: w - 110.0,
+    };
+    let plot_bottom = 50.0 + rows.len() as f64 * row_h;
     let title = format!("run {}: timeline", run.id);
     let mut o = String::new();
     svg::open(
@@ -85,18 +90,38 @@ pub fn gantt(run: &Run, dag: &[DagNode], standalone: bool) -> String {
         &title,
         standalone,
     );
-    let _ = write!(o, "<text class=\"title\" x=\"8\" y=\"18\">{}</text>", esc(&title));
     let _ = write!(
         o,
-        "<text x=\"{}\" y=\"18\" class=\"muted\">outlined: the critical path ({})</text>",
-        name_w,
+        "<text class=\"title\" x=\"8\" y=\"18\">{}</text>",
+        esc(&title)
+    );
+    let _ = write!(
+        o,
+        "<text x=\"8\" y=\"34\" class=\"muted\">outlined: the critical path ({})</text>",
         esc(&crit.join(" → "))
     );
     let xt: Vec<(f64, String)> = xt.into_iter().map(|v| (v, tick(v))).collect();
-    let y = Scale { lo: 0.0, hi: 1.0, from: plot_bottom, to: 32.0 };
-    svg::axes(&mut o, &x, &y, &Axis { label: "seconds since the run started", ticks: &xt }, &Axis { label: "", ticks: &[] });
+    let y = Scale {
+        lo: 0.0,
+        hi: 1.0,
+        from: plot_bottom,
+        to: 44.0,
+    };
+    svg::axes(
+        &mut o,
+        &x,
+        &y,
+        &Axis {
+            label: "seconds since the run started",
+            ticks: &xt,
+        },
+        &Axis {
+            label: "",
+            ticks: &[],
+        },
+    );
     for (i, s) in rows.iter().enumerate() {
-        let top = 40.0 + i as f64 * row_h;
+        let top = 50.0 + i as f64 * row_h;
         let _ = write!(
             o,
             "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>",
@@ -105,7 +130,11 @@ pub fn gantt(run: &Run, dag: &[DagNode], standalone: bool) -> String {
             esc(&s.name)
         );
         let on_crit = crit.contains(&s.name);
-        let class = format!("st-{}{}", esc(&s.status), if on_crit { " crit" } else { "" });
+        let class = format!(
+            "st-{}{}",
+            esc(&s.status),
+            if on_crit { " crit" } else { "" }
+        );
         let mut tip = format!("{}: {}", s.name, status_label(&s.status));
         if let Some(d) = s.duration_ms() {
             tip.push_str(&format!(", {}", human_ms(d)));
@@ -116,7 +145,7 @@ pub fn gantt(run: &Run, dag: &[DagNode], standalone: bool) -> String {
         match (s.started_ms, s.ended_ms) {
             (Some(a), Some(b)) => {
                 let x0 = x.at(a.saturating_sub(t0) as f64 / 1000.0);
-                let x1 = x.at(b.saturating_sub(t0) as f64 / 1000.0).max(x0 + 2.0);
+                let x1 = x.at(b.saturating_sub(t0) as f64 / 1000.0).max(x0 + 4.0);
                 let _ = write!(
                     o,
                     "<rect class=\"{class}\" data-stage=\"{}\" x=\"{x0}\" y=\"{}\" width=\"{}\" height=\"{}\" rx=\"2\"><title>{}</title></rect><text x=\"{}\" y=\"{}\" class=\"muted\">{}</text>",
@@ -127,7 +156,11 @@ pub fn gantt(run: &Run, dag: &[DagNode], standalone: bool) -> String {
                     esc(&tip),
                     x1 + 5.0,
                     top + 15.0,
-                    esc(&format!("{} {}", status_label(&s.status), s.duration_ms().map(human_ms).unwrap_or_default()))
+                    esc(&format!(
+                        "{} {}",
+                        status_label(&s.status),
+                        s.duration_ms().map(human_ms).unwrap_or_default()
+                    ))
                 );
             }
             _ => {
@@ -155,7 +188,14 @@ pub fn gantt(run: &Run, dag: &[DagNode], standalone: bool) -> String {
 /// The status colours, in words.
 fn legend(o: &mut String, x0: f64, y: f64) {
     let mut x = x0;
-    for st in ["ran", "restored", "fresh", "failed", "skipped", "interrupted"] {
+    for st in [
+        "ran",
+        "restored",
+        "fresh",
+        "failed",
+        "skipped",
+        "interrupted",
+    ] {
         let _ = write!(
             o,
             "<rect class=\"st-{st}\" x=\"{x}\" y=\"{}\" width=\"12\" height=\"12\" rx=\"2\"/><text x=\"{}\" y=\"{y}\">{st}</text>",
@@ -164,6 +204,12 @@ fn legend(o: &mut String, x0: f64, y: f64) {
         );
         x += 24.0 + st.len() as f64 * 7.5;
     }
+    let _ = write!(
+        o,
+        "<rect class=\"crit\" fill=\"none\" x=\"{x}\" y=\"{}\" width=\"12\" height=\"12\" rx=\"2\"/><text x=\"{}\" y=\"{y}\">critical path</text>",
+        y - 10.0,
+        x + 16.0
+    );
 }
 
 /// The DAG left to right: a column per depth, each stage a box in its status's colour with
@@ -224,7 +270,11 @@ pub fn dag(run: Option<&Run>, dag: &[DagNode], standalone: bool) -> String {
         &title,
         standalone,
     );
-    let _ = write!(o, "<text class=\"title\" x=\"8\" y=\"18\">{}</text>", esc(&title));
+    let _ = write!(
+        o,
+        "<text class=\"title\" x=\"8\" y=\"18\">{}</text>",
+        esc(&title)
+    );
     for (i, node) in dag.iter().enumerate() {
         for &d in node.deps.iter().filter(|d| **d < n) {
             let (x0, y0) = pos(d);
@@ -246,8 +296,15 @@ pub fn dag(run: Option<&Run>, dag: &[DagNode], standalone: bool) -> String {
     for (i, node) in dag.iter().enumerate() {
         let (x0, y0) = pos(i);
         let st = status(&node.name);
-        let c = if crit.contains(&node.name) { " crit" } else { "" };
-        let light = matches!(st.as_str(), "skipped" | "not_run" | "not_selected" | "restored" | "interrupted");
+        let c = if crit.contains(&node.name) {
+            " crit"
+        } else {
+            ""
+        };
+        let light = matches!(
+            st.as_str(),
+            "skipped" | "not_run" | "not_selected" | "restored" | "interrupted"
+        );
         let text_class = if light { "" } else { " class=\"on\"" };
         let _ = write!(
             o,
