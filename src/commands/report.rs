@@ -51,10 +51,10 @@ pub fn report(cli: &Cli, args: &ReportArgs) -> ExitStatus {
     };
     for (rel, svg) in &files {
         let path = base.join(rel);
-        if let Some(d) = path.parent() {
-            if let Err(e) = std::fs::create_dir_all(d) {
-                return ExitStatus::Failure.error(format!("cannot create `{}`: {e}", d.display()));
-            }
+        if let Some(d) = path.parent()
+            && let Err(e) = std::fs::create_dir_all(d)
+        {
+            return ExitStatus::Failure.error(format!("cannot create `{}`: {e}", d.display()));
         }
         if let Err(e) = std::fs::write(&path, svg) {
             return ExitStatus::Failure.error(format!("cannot write `{}`: {e}", path.display()));

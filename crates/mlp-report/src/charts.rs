@@ -156,10 +156,14 @@ pub fn metric_over_runs(r: &Report, col: &MetricCol, standalone: bool) -> String
                 x.at((i as f64 + 0.5).min(x.hi)),
             );
             let py = y.at(*v);
-            if last.is_none() {
-                let _ = write!(d, "M{} {py}", if i == 0 { x.from } else { x0 });
-            } else {
-                let _ = write!(d, "V{py}");
+            match last {
+                None => {
+                    let _ = write!(d, "M{} {py}", if i == 0 { x.from } else { x0 });
+                }
+                Some(l) if l != py => {
+                    let _ = write!(d, "V{py}");
+                }
+                Some(_) => {}
             }
             let _ = write!(d, "H{}", if i == n - 1 { x.to } else { x1 });
             last = Some(py);

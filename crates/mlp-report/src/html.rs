@@ -41,11 +41,11 @@ pub fn page(r: &Report) -> String {
 <meta name=\"color-scheme\" content=\"light dark\"><title>{}</title><style>{STYLE}{PAGE_STYLE}</style></head><body>\n",
         esc(&title)
     );
-    let _ = write!(o, "<h1>{}</h1>\n", esc(&title));
-    let _ = write!(o, "<p class=\"sub\">{}</p>\n", esc(&subtitle(r)));
+    let _ = writeln!(o, "<h1>{}</h1>", esc(&title));
+    let _ = writeln!(o, "<p class=\"sub\">{}</p>", esc(&subtitle(r)));
     let best = text::notes(r);
     if !best.trim().is_empty() {
-        let _ = write!(o, "<div class=\"best\">{}</div>\n", esc(best.trim_end()));
+        let _ = writeln!(o, "<div class=\"best\">{}</div>", esc(best.trim_end()));
     }
     o.push_str("<h2>Runs</h2>\n<div class=\"wrap\">");
     runs_table(&mut o, r, &cols);
