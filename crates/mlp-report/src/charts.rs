@@ -336,7 +336,13 @@ pub fn param_vs_metric(
         esc(&col.label),
         esc(param)
     );
-    let xt: Vec<(f64, String)> = xt.into_iter().map(|v| (v, tick(v))).collect();
+    // A whole-number param (`top_k`) gets whole-number ticks.
+    let whole = xs.iter().all(|v| v.fract() == 0.0);
+    let xt: Vec<(f64, String)> = xt
+        .into_iter()
+        .filter(|v| !whole || v.fract() == 0.0)
+        .map(|v| (v, tick(v)))
+        .collect();
     let yt: Vec<(f64, String)> = yt.into_iter().map(|v| (v, tick(v))).collect();
     let xlabel = svg::with_unit(&format!("params.{param}"), param);
     let ylabel = svg::with_unit(&col.label, &col.key);

@@ -215,14 +215,17 @@ pub fn delta(r: &Report, run: &Run, key: &str) -> Option<f64> {
     Some(run.metrics.get(key)? - b.metrics.get(key)?)
 }
 
-/// The best run for a metric whose direction a check or gate gives (successful runs only).
+/// The best run for a metric whose direction a check or gate gives (successful runs only);
+/// of runs that tie, the baseline, else the first.
 pub fn best<'a>(r: &'a Report, col: &MetricCol) -> Option<(&'a Run, f64)> {
     let up = col.higher_is_better?;
+    let base = r.baseline.as_ref().map(|b| b.id.as_str());
     r.runs
         .iter()
         .filter(|x| x.ok)
         .filter_map(|x| Some((x, *x.metrics.get(&col.key)?)))
         .fold(None, |acc: Option<(&Run, f64)>, (x, v)| match acc {
+            Some((_, b)) if v == b && base == Some(x.id.as_str()) => Some((x, v)),
             Some((_, b)) if (up && v <= b) || (!up && v >= b) => acc,
             _ => Some((x, v)),
         })
