@@ -9,6 +9,9 @@ use crate::exit::{self, ExitStatus};
 use crate::history_view;
 use crate::pipeline_file::history_store;
 
+/// How many metric columns `mlp runs` shows when `--metrics` does not say.
+const TERMINAL_METRICS: usize = 6;
+
 pub fn runs(cli: &Cli, args: &RunsArgs) -> ExitStatus {
     let store = match history_store(cli) {
         Ok(s) => s,
@@ -18,10 +21,24 @@ pub fn runs(cli: &Cli, args: &RunsArgs) -> ExitStatus {
         Ok(l) => l,
         Err(e) => return exit::engine_error(e),
     };
-    let report = match history_view::load(cli, &store, args.limit, &args.metrics, false) {
+    let mut report = match history_view::load(cli, &store, args.limit, &args.metrics, false) {
         Ok(r) => r,
         Err(status) => return status,
     };
+    // A terminal has room for a few metric columns: the first ones the gates (then the
+    // checks) read; `--metrics` chooses others, the JSON has them all.
+    let mut more = 0;
+    if report.wanted.is_empty() && !args.json {
+        let keys: Vec<String> = Columns::of(&report)
+            .metrics
+            .into_iter()
+            .map(|m| m.key)
+            .collect();
+        if keys.len() > TERMINAL_METRICS {
+            more = keys.len() - TERMINAL_METRICS;
+            report.wanted = keys.into_iter().take(TERMINAL_METRICS).collect();
+        }
+    }
     if args.json {
         let cols = Columns::of(&report);
         let mut out = Vec::new();
@@ -57,6 +74,10 @@ pub fn runs(cli: &Cli, args: &RunsArgs) -> ExitStatus {
     }
     out!("{}", mlp_report::runs_table(&report));
     eprint!("{}", mlp_report::notes(&report));
+    if more > 0 {
+        eprintln!("({more} more metrics the checks read: `--metrics KEYS` shows others)");
+        report.wanted.clear();
+    }
     let unknown: Vec<&String> = report
         .wanted
         .iter()

@@ -142,7 +142,12 @@ pub fn markdown(r: &Report, dir: &str) -> Markdown {
                 )
             })
             .collect();
-        let _ = writeln!(t, " {} |", verdicts.join("<br>"));
+        let verdict = if verdicts.is_empty() && run.ok && !r.assertions.is_empty() {
+            "✓".to_string()
+        } else {
+            verdicts.join("<br>")
+        };
+        let _ = writeln!(t, " {verdict} |");
     }
     t.push('\n');
     let mut chart = |t: &mut String, name: String, title: &str, svg: String| {

@@ -62,9 +62,12 @@ impl Columns {
             }
         };
         if r.wanted.is_empty() {
-            for a in &r.assertions {
-                if let Some(m) = &a.metric {
-                    push(m, &mut keys);
+            // Gates first (they decide whether a run may go on), then checks.
+            for kind in ["gate", "check"] {
+                for a in r.assertions.iter().filter(|a| a.kind == kind) {
+                    if let Some(m) = &a.metric {
+                        push(m, &mut keys);
+                    }
                 }
             }
             if keys.is_empty() {
