@@ -460,3 +460,39 @@ stage slow {
         "{dumb:?}"
     );
 }
+
+#[test]
+fn runs_shows_at_most_six_metric_columns_unless_asked() {
+    let fields = ["a", "b", "c", "d", "e", "f", "g"];
+    let json: Vec<String> = fields.iter().map(|f| format!("\\\"{f}\\\": 1")).collect();
+    let gates: Vec<String> = fields
+        .iter()
+        .map(|f| format!("  check m.{f} >= 0"))
+        .collect();
+    let ws = Ws::new(&format!(
+        "pipeline \"p\"\nstage s {{\n  metrics m = \"m.json\"\n  run \"echo '{{{}}}' > m.json\"\n{}\n  gate m.g <= 2\n}}\n",
+        json.join(", "),
+        gates.join("\n")
+    ));
+    ws.ok(&["run"]);
+    let out = ws.mlp(&["runs"]);
+    let header = text(&out.stdout).lines().next().unwrap().to_string();
+    // The gate's metric first, then the checks'.
+    let cols: Vec<&str> = header
+        .split_whitespace()
+        .filter(|w| w.starts_with("m."))
+        .collect();
+    assert_eq!(cols, ["m.g", "m.a", "m.b", "m.c", "m.d", "m.e"], "{header}");
+    assert!(
+        text(&out.stderr).contains("(1 more metric the checks read"),
+        "{}",
+        text(&out.stderr)
+    );
+    let asked = ws.ok(&["runs", "--metrics", "m.f"]);
+    let header = asked.lines().next().unwrap();
+    assert!(
+        header.contains("m.f") && !header.contains("m.g"),
+        "{header}"
+    );
+    assert_eq!(ws.json(&["runs", "--json"])[0]["metrics"]["s.m.f"], 1.0);
+}

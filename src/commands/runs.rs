@@ -7,6 +7,7 @@ use mlp_report::table::{self, Columns};
 use crate::cli::{Cli, RunsArgs};
 use crate::exit::{self, ExitStatus};
 use crate::history_view;
+use crate::human::plural;
 use crate::pipeline_file::history_store;
 
 /// How many metric columns `mlp runs` shows when `--metrics` does not say.
@@ -75,7 +76,10 @@ pub fn runs(cli: &Cli, args: &RunsArgs) -> ExitStatus {
     out!("{}", mlp_report::runs_table(&report));
     eprint!("{}", mlp_report::notes(&report));
     if more > 0 {
-        eprintln!("({more} more metrics the checks read: `--metrics KEYS` shows others)");
+        eprintln!(
+            "({} the checks read: `--metrics KEYS` shows others)",
+            plural(more, "more metric")
+        );
         report.wanted.clear();
     }
     let unknown: Vec<&String> = report
