@@ -228,11 +228,33 @@ pub fn dag(run: Option<&Run>, dag: &[DagNode], standalone: bool) -> String {
             .unwrap_or(0);
     }
     let cols = depth.iter().max().map_or(0, |m| m + 1);
+    // Rows within a column: by the mean row of the stages each one needs (one barycentre
+    // pass, column by column), so that edges mostly run straight.
     let mut row = vec![0usize; n];
     let mut per_col = vec![0usize; cols];
-    for i in 0..n {
-        row[i] = per_col[depth[i]];
-        per_col[depth[i]] += 1;
+    for c in 0..cols {
+        let mut members: Vec<(f64, usize)> = (0..n)
+            .filter(|&i| depth[i] == c)
+            .map(|i| {
+                let deps: Vec<f64> = dag[i]
+                    .deps
+                    .iter()
+                    .filter(|d| **d < i)
+                    .map(|d| row[*d] as f64)
+                    .collect();
+                let key = if deps.is_empty() {
+                    i as f64
+                } else {
+                    deps.iter().sum::<f64>() / deps.len() as f64
+                };
+                (key, i)
+            })
+            .collect();
+        members.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        for (_, i) in members {
+            row[i] = per_col[c];
+            per_col[c] += 1;
+        }
     }
     let rows = per_col.iter().copied().max().unwrap_or(0);
     let box_w = dag
