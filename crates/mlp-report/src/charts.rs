@@ -252,7 +252,7 @@ pub fn metric_over_runs(r: &Report, col: &MetricCol, standalone: bool) -> String
     if pts.iter().any(|p| failed_here(p.1)) {
         let _ = write!(
             o,
-            "<path class=\"pt fail\" d=\"M{lx} {}l8 8m0 -8l-8 8\"/><text x=\"{}\" y=\"{ly}\" class=\"muted\" font-size=\"11\">failed here</text>",
+            "<path class=\"pt fail\" d=\"M{lx} {}l8 8m0 -8l-8 8\"/><text x=\"{}\" y=\"{ly}\" class=\"muted\" font-size=\"11\">its stage failed</text>",
             ly - 8.0,
             lx + 13.0
         );

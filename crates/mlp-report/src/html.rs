@@ -18,7 +18,7 @@ table{border-collapse:collapse;font-size:13px}th,td{padding:4px 8px;border-botto
 th{cursor:pointer;position:sticky;top:0;background:var(--panel)}td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}\
 .good{color:var(--base)}.bad{color:var(--fail)}.fail{color:var(--fail);font-weight:bold}.wrap{overflow-x:auto}\
 .charts{display:flex;flex-wrap:wrap;gap:12px}.charts svg{border:1px solid var(--grid);border-radius:6px;max-width:100%;height:auto}\
-.verdict{min-width:260px;max-width:480px;white-space:normal}small{color:var(--muted)}";
+.verdict{min-width:260px;max-width:480px;white-space:normal}details summary{cursor:pointer}details small{display:block;font-weight:normal}small{color:var(--muted)}";
 
 /// A few lines of script: click a column header to sort the runs by it.
 const SCRIPT: &str = "\
@@ -60,7 +60,12 @@ pub fn page(r: &Report) -> String {
     }
     let scatters: Vec<String> = table::scatter_params(r, &cols)
         .into_iter()
-        .flat_map(|p| cols.metrics.iter().map(move |c| (p, c)))
+        .flat_map(|p| {
+            cols.metrics
+                .iter()
+                .take(table::SCATTER_METRICS)
+                .map(move |c| (p, c))
+        })
         .filter_map(|(p, c)| charts::param_vs_metric(r, p, c, false))
         .collect();
     if !scatters.is_empty() {
@@ -204,12 +209,35 @@ fn verdict(r: &Report, run: &Run) -> String {
     let mut any = false;
     for s in run.verdicts().chain(run.failures()) {
         any = true;
-        let _ = write!(
-            &mut o,
-            "<div class=\"fail\">✗ {}: <span>{}</span></div>",
-            esc(&s.name),
-            esc(s.reason.as_deref().unwrap_or("failed"))
-        );
+        let reason = s.reason.as_deref().unwrap_or("failed");
+        // A check's or gate's own message says it in a line; the expression with the
+        // values it saw unfolds under it.
+        let message = r
+            .assertions
+            .iter()
+            .filter(|a| a.stage == s.name)
+            .filter_map(|a| a.message.as_deref())
+            .find(|m| reason.ends_with(&format!(": {m}")));
+        match message {
+            Some(m) => {
+                let _ = write!(
+                    &mut o,
+                    "<details class=\"fail\"><summary>✗ {} {}: {}</summary><small>{}</small></details>",
+                    esc(&s.name),
+                    esc(s.kind.as_deref().unwrap_or("")),
+                    esc(m),
+                    esc(reason)
+                );
+            }
+            None => {
+                let _ = write!(
+                    &mut o,
+                    "<div class=\"fail\">✗ {}: <span>{}</span></div>",
+                    esc(&s.name),
+                    esc(reason)
+                );
+            }
+        }
     }
     if !any {
         if run.ok && !r.assertions.is_empty() {

@@ -169,7 +169,7 @@ pub fn markdown(r: &Report, dir: &str) -> Markdown {
     }
     let mut first = true;
     for (i, p) in table::scatter_params(r, &cols).into_iter().enumerate() {
-        for (j, c) in cols.metrics.iter().enumerate() {
+        for (j, c) in cols.metrics.iter().take(table::SCATTER_METRICS).enumerate() {
             if let Some(svg) = charts::param_vs_metric(r, p, c, true) {
                 if first {
                     t.push_str("## Params against metrics\n\n");

@@ -118,6 +118,9 @@ impl Columns {
     }
 }
 
+/// How many metrics (the first columns: gates' first) get a scatter plot per param.
+pub const SCATTER_METRICS: usize = 4;
+
 /// The changed params worth a scatter plot: not the thresholds of checks and gates (they
 /// judge a metric, they do not move it).
 pub fn scatter_params<'a>(r: &Report, cols: &'a Columns) -> Vec<&'a String> {
@@ -249,6 +252,9 @@ pub fn num(x: f64) -> String {
         3
     } else if a >= 0.001 {
         4
+    } else if a >= 1e-9 {
+        // Two significant digits: 0.00013, not 1.32e-4.
+        (-a.log10().floor()) as usize + 1
     } else {
         return format!("{x:.2e}");
     };

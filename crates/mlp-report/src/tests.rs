@@ -243,6 +243,8 @@ fn ticks_are_round() {
     assert_eq!(num(0.30000000000000004), "0.3");
     assert_eq!(signed(-0.0417), "-0.0417");
     assert_eq!(signed(0.0), "±0");
+    assert_eq!(signed(-0.000132), "-0.00013");
+    assert_eq!(num(4e-6), "0.000004");
 }
 
 #[test]
