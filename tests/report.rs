@@ -173,8 +173,8 @@ fn llm_rag_report_shows_the_metric_series_and_the_failed_gate() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let md = ws.read("pr/report.md");
     assert!(md.contains("| 3 |") && md.contains("| 2 |") && !md.contains("| 1 (baseline) |"));
-    assert!(md.contains("](report_files/metric-1-retrieve.retrieval.recall_at_k.svg)"));
-    let svg = ws.read("pr/report_files/metric-3-eval_b.quality.accuracy.svg");
+    assert!(md.contains("](report_files/metric-3-retrieve.retrieval.recall_at_k.svg)"));
+    let svg = ws.read("pr/report_files/metric-2-eval_b.quality.accuracy.svg");
     assert!(svg.starts_with("<svg") && svg.contains("data-points=\"2\""));
     assert!(ws.path().join("pr/report_files/dag.svg").exists());
 }
