@@ -232,7 +232,7 @@ pub fn dag(run: Option<&Run>, dag: &[DagNode], standalone: bool) -> String {
     // pass, column by column), so that edges mostly run straight.
     let mut row = vec![0usize; n];
     let mut per_col = vec![0usize; cols];
-    for c in 0..cols {
+    for (c, count) in per_col.iter_mut().enumerate() {
         let mut members: Vec<(f64, usize)> = (0..n)
             .filter(|&i| depth[i] == c)
             .map(|i| {
@@ -252,8 +252,8 @@ pub fn dag(run: Option<&Run>, dag: &[DagNode], standalone: bool) -> String {
             .collect();
         members.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         for (_, i) in members {
-            row[i] = per_col[c];
-            per_col[c] += 1;
+            row[i] = *count;
+            *count += 1;
         }
     }
     let rows = per_col.iter().copied().max().unwrap_or(0);
