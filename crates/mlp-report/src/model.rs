@@ -142,7 +142,15 @@ impl Run {
             if s.is_null() {
                 continue;
             }
-            if let Some(m) = s["metrics"].as_object() {
+            // A stage that did not run in this run (skipped, not run, not selected, failed
+            // before it could run) is listed with what its last success left (`from_run`):
+            // not this run's result. A fresh stage's metrics still hold.
+            let judged = match s["status"].as_str() {
+                Some("ran" | "restored" | "fresh") => true,
+                Some("failed") => s["from_run"].is_null(),
+                _ => false,
+            };
+            if let Some(m) = s["metrics"].as_object().filter(|_| judged) {
                 let mut flat = BTreeMap::new();
                 for (k, v) in m {
                     flatten(&format!("{name}.{k}"), v, &mut flat);

@@ -115,6 +115,24 @@ fn runs_table_has_metric_columns_deltas_and_costs() {
 }
 
 #[test]
+fn metrics_a_run_did_not_produce_are_not_its_own() {
+    let mut r = record(4, 0.1, 0.9, false);
+    r["stages"]["evaluate"] = json!({"status": "skipped", "reason": "upstream failed",
+        "from_run": "00000002", "metrics": {"eval": {"auc": 0.84}}});
+    r["stages"]["train"] = json!({"status": "failed", "kind": "missing_input",
+        "from_run": "00000002", "metrics": {"cost": {"usd": 1.0}}});
+    let run = Run::from_record(&r);
+    assert!(run.metrics.is_empty(), "{:?}", run.metrics);
+    // A fresh stage's metrics hold in the run; a gate judged again keeps its own.
+    r["stages"]["evaluate"] = json!({"status": "fresh", "from_run": "00000002",
+        "metrics": {"eval": {"auc": 0.84}}});
+    r["stages"]["train"] = json!({"status": "failed", "kind": "gate", "attempts": 0,
+        "metrics": {"cost": {"usd": 1.0}}});
+    let run = Run::from_record(&r);
+    assert_eq!(run.metrics.len(), 2, "{:?}", run.metrics);
+}
+
+#[test]
 fn wanted_metrics_match_with_or_without_their_stage() {
     let mut r = report();
     r.wanted = vec!["cost.usd".into(), "evaluate.eval.auc".into(), "nope".into()];
