@@ -68,9 +68,23 @@ pub fn metric_over_runs(r: &Report, col: &MetricCol, standalone: bool) -> String
         .baseline
         .as_ref()
         .and_then(|b| Some((b, *b.metrics.get(&col.key)?)));
-    let lims = limits(r, &col.key);
     let mut all: Vec<f64> = pts.iter().map(|p| p.2).collect();
     all.extend(base.map(|b| b.1));
+    // A threshold far from the values (a latency of 5 ms against a limit of 50) would
+    // squash them into a line: when it is far in every run, it is named at the edge
+    // instead of drawn.
+    let (dlo, dhi) = (
+        all.iter().copied().fold(f64::INFINITY, f64::min),
+        all.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+    );
+    let reach = (dhi - dlo).max(dhi.abs().max(dlo.abs()) * 0.1).max(1e-9) * 0.75;
+    let (lims, far): (Vec<Limit>, Vec<Limit>) = limits(r, &col.key).into_iter().partition(|l| {
+        all.is_empty()
+            || l.values
+                .iter()
+                .flatten()
+                .any(|v| *v >= dlo - reach && *v <= dhi + reach)
+    });
     all.extend(lims.iter().flat_map(|l| l.values.iter().flatten().copied()));
     let lo = all.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = all.iter().copied().fold(f64::NEG_INFINITY, f64::max);
@@ -176,6 +190,15 @@ pub fn metric_over_runs(r: &Report, col: &MetricCol, standalone: bool) -> String
             );
             labels.push((py + 0.01 * k as f64, "gate", l.label.clone()));
         }
+    }
+    for l in &far {
+        let above = l.values.iter().flatten().any(|v| *v > dhi);
+        let (py, arrow) = if above {
+            (y.to, "↑")
+        } else {
+            (y.from, "↓")
+        };
+        labels.push((py, "gate", format!("{} {arrow}", l.label)));
     }
     labels.sort_by(|a, b| a.0.total_cmp(&b.0));
     let mut prev = f64::NEG_INFINITY;
