@@ -196,7 +196,7 @@ pub fn metric_over_runs(r: &Report, col: &MetricCol, standalone: bool) -> String
         let (py, arrow) = if above {
             (y.to, "↑")
         } else {
-            (y.from, "↓")
+            (y.from - 14.0, "↓")
         };
         labels.push((py, "gate", format!("{} {arrow}", l.label)));
     }
