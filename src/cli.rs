@@ -239,6 +239,7 @@ pub struct ReportArgs {
     /// Report the last N runs.
     #[arg(long, default_value_t = 50, value_name = "N")]
     pub last: usize,
+    /// `html`: one self-contained page; `md`: Markdown, the charts as SVG files beside it.
     #[arg(long, value_enum, default_value_t = ReportFormat::Html)]
     pub format: ReportFormat,
     /// Metrics to chart (`eval.auc,cost.usd`); default: the metrics the checks and gates use.

@@ -187,10 +187,15 @@ pub fn diff(store: &SledStore, which: DiffRuns<'_>, all: bool) -> Result<Diff, E
     let ids: Vec<String> = match which {
         DiffRuns::Last(n) => {
             let runs = store.runs()?;
-            if n < 2 || runs.len() < 2 {
+            if n < 2 {
                 return Err(EngineError::Usage(format!(
-                    "`--last {n}` compares the last {n} runs: give at least 2, and run at least twice"
+                    "`--last {n}`: give 2 or more runs to compare"
                 )));
+            }
+            if runs.len() < 2 {
+                return Err(EngineError::Usage(
+                    "only one run so far: nothing to compare it with".into(),
+                ));
             }
             runs[runs.len().saturating_sub(n)..]
                 .iter()
