@@ -158,6 +158,7 @@ pub struct ExplainArgs {
 // `mlp runs`
 #[derive(Args, Debug)]
 pub struct RunsArgs {
+    /// Print the runs as JSON, with every metric, its change and the cost totals.
     #[arg(long)]
     pub json: bool,
     /// Show the last N runs.
@@ -190,6 +191,7 @@ pub struct DiffArgs {
     /// Also list what is equal.
     #[arg(long)]
     pub all: bool,
+    /// Print the comparison as JSON.
     #[arg(long)]
     pub json: bool,
 }
