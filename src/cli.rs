@@ -38,11 +38,13 @@ pub enum Command {
     Status(StatusArgs),
     /// What a stage's identity is made of, and what changed since its last success.
     Explain(ExplainArgs),
-    /// The run history: id, when, outcome, what ran.
+    /// The run history: id, when, outcome, the metrics checks and gates use (with their
+    /// change against the baseline), costs, what ran.
     Runs(RunsArgs),
     /// One run: params, overrides, git state, and every stage with its metrics.
     Show(ShowArgs),
-    /// Params and metrics of two runs, with deltas (default: the last run against the baseline).
+    /// Params and metrics of runs side by side, with deltas against the first (default: the
+    /// last run against the baseline).
     Diff(DiffArgs),
     /// Make a run the baseline that gates compare against.
     Promote(PromoteArgs),
@@ -55,6 +57,9 @@ pub enum Command {
     /// Translate another tool's pipeline into a `pipeline.mlp` (`mlp import dvc`).
     #[command(subcommand)]
     Import(ImportCommand),
+    /// One self-contained HTML page (or Markdown with SVG files) of the runs: tables,
+    /// metrics over runs, params against metrics, the last run's timeline and the DAG.
+    Report(ReportArgs),
 }
 
 // `mlp check`
@@ -156,11 +161,16 @@ pub struct ExplainArgs {
 // `mlp runs`
 #[derive(Args, Debug)]
 pub struct RunsArgs {
+    /// Print the runs as JSON, with every metric, its change and the cost totals.
     #[arg(long)]
     pub json: bool,
     /// Show the last N runs.
     #[arg(long, default_value_t = 20, value_name = "N")]
     pub limit: usize,
+    /// Metrics to show as columns (`eval.auc,cost.usd`; a stage prefix picks one stage's);
+    /// default: the metrics the checks and gates use.
+    #[arg(long, value_name = "KEYS", value_delimiter = ',')]
+    pub metrics: Vec<String>,
 }
 
 // `mlp show`
@@ -176,11 +186,15 @@ pub struct ShowArgs {
 // `mlp diff`
 #[derive(Args, Debug)]
 pub struct DiffArgs {
-    pub a: Option<String>,
-    pub b: Option<String>,
+    /// Runs to compare (numbers, `last`, `baseline`); one: it against the last run.
+    pub runs: Vec<String>,
+    /// Compare the last N runs.
+    #[arg(long, value_name = "N", conflicts_with = "runs")]
+    pub last: Option<usize>,
     /// Also list what is equal.
     #[arg(long)]
     pub all: bool,
+    /// Print the comparison as JSON.
     #[arg(long)]
     pub json: bool,
 }
@@ -240,6 +254,30 @@ pub struct ImportDvcArgs {
     /// Overwrite FILE if it exists.
     #[arg(long)]
     pub force: bool,
+}
+
+// `mlp report`
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// Where to write it (default: `mlp-report.html`, or `mlp-report.md` with
+    /// `--format md`; `-` for stdout). Markdown's charts go to `<FILE stem>_files/`.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Report the last N runs.
+    #[arg(long, default_value_t = 50, value_name = "N")]
+    pub last: usize,
+    /// `html`: one self-contained page; `md`: Markdown, the charts as SVG files beside it.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Html)]
+    pub format: ReportFormat,
+    /// Metrics to chart (`eval.auc,cost.usd`); default: the metrics the checks and gates use.
+    #[arg(long, value_name = "KEYS", value_delimiter = ',')]
+    pub metrics: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Html,
+    Md,
 }
 
 /// `--executor`.

@@ -33,6 +33,7 @@ mod cli;
 mod commands;
 mod diagnostics;
 mod exit;
+mod history_view;
 mod human;
 mod pipeline_file;
 mod progress;

@@ -1,18 +1,20 @@
 //! What `mlp run` shows while it works.
 //!
 //! * `--json`: one JSON object per event on stdout (the event log tools and tests read).
-//! * a terminal: a live line with the running stages, done/total and the elapsed time
-//!   (indicatif), with each finished stage printed above it;
-//! * otherwise (CI logs, pipes): one line per finished stage.
+//! * a terminal: a live line with done/total, the running stages (each with how long it has
+//!   run) and the elapsed time, redrawn every tick (indicatif), with each finished stage
+//!   printed above it; ✓ and ✗ in colour unless `NO_COLOR` is set;
+//! * otherwise (CI logs, pipes, `TERM=dumb`): one line per finished stage.
 //!
 //! A failed stage's last log lines are printed under it, so the reason is on screen.
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 use mlp_engine::run::{Event, Reporter, Status, human_ms};
 
 /// How many lines of a failed stage's log to show.
@@ -22,7 +24,61 @@ pub fn reporter(json: bool, verbose: bool) -> Box<dyn Reporter> {
     if json {
         Box::new(Json)
     } else {
-        Box::new(Human::new(!verbose && std::io::stderr().is_terminal()))
+        let term = std::env::var("TERM").unwrap_or_default();
+        let live = !verbose && std::io::stderr().is_terminal() && term != "dumb";
+        let colour = live && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+        Box::new(Human::new(live, colour))
+    }
+}
+
+/// What the live line shows, shared with the bar's tick (which redraws it every 120 ms).
+#[derive(Default)]
+struct Live {
+    started: Option<Instant>,
+    total: usize,
+    done: usize,
+    running: BTreeMap<String, Instant>,
+}
+
+/// The live line: `[2/7] train 12.3 s, evaluate 0.4 s  (15.1 s)`.
+fn live_line(l: &Live, now: Instant) -> String {
+    let mut running: Vec<(&String, &Instant)> = l.running.iter().collect();
+    // The longest-running first: the one a user waits for.
+    running.sort_by_key(|(name, t)| (**t, (*name).clone()));
+    let mut shown: Vec<String> = running
+        .iter()
+        .take(3)
+        .map(|(name, t)| format!("{name} {}", seconds(now.saturating_duration_since(**t))))
+        .collect();
+    if running.len() > 3 {
+        shown.push(format!("and {} more", running.len() - 3));
+    }
+    let elapsed = l
+        .started
+        .map_or(Duration::ZERO, |s| now.saturating_duration_since(s));
+    if l.total == 0 {
+        return format!("starting  ({})", seconds(elapsed));
+    }
+    format!(
+        "[{}/{}] {}  ({})",
+        l.done,
+        l.total,
+        if shown.is_empty() {
+            "starting".to_string()
+        } else {
+            format!("running {}", shown.join(", "))
+        },
+        seconds(elapsed)
+    )
+}
+
+/// `0.4 s`, `12.3 s`, `3m07s`: a tenth of a second is what a ticking line can show.
+fn seconds(d: Duration) -> String {
+    let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    if ms < 60_000 {
+        format!("{:.1} s", ms as f64 / 1000.0)
+    } else {
+        human_ms(ms)
     }
 }
 
@@ -39,30 +95,41 @@ impl Reporter for Json {
 
 struct Human {
     bar: Option<ProgressBar>,
-    started: Instant,
-    total: usize,
-    done: usize,
-    running: BTreeMap<String, Instant>,
+    live: Arc<Mutex<Live>>,
+    colour: bool,
     counts: BTreeMap<&'static str, usize>,
 }
 
 impl Human {
-    fn new(live: bool) -> Self {
+    fn new(live: bool, colour: bool) -> Self {
+        let state = Arc::new(Mutex::new(Live::default()));
         let bar = live.then(|| {
             let b = ProgressBar::new_spinner();
+            let shared = Arc::clone(&state);
+            let template = if colour {
+                "{spinner:.cyan} {live}"
+            } else {
+                "{spinner} {live}"
+            };
             b.set_style(
-                ProgressStyle::with_template("{spinner} {msg}")
-                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                ProgressStyle::with_template(template)
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner())
+                    .with_key(
+                        "live",
+                        move |_: &ProgressState, w: &mut dyn std::fmt::Write| {
+                            if let Ok(l) = shared.lock() {
+                                let _ = w.write_str(&live_line(&l, Instant::now()));
+                            }
+                        },
+                    ),
             );
             b.enable_steady_tick(Duration::from_millis(120));
             b
         });
         Human {
             bar,
-            started: Instant::now(),
-            total: 0,
-            done: 0,
-            running: BTreeMap::new(),
+            live: state,
+            colour,
             counts: BTreeMap::new(),
         }
     }
@@ -74,25 +141,21 @@ impl Human {
         }
     }
 
-    fn refresh(&self) {
+    /// `mark` in green (`ok`) or red, when colour is on.
+    fn mark(&self, mark: &str, ok: bool) -> String {
+        match (self.colour, ok) {
+            (false, _) => mark.to_string(),
+            (true, true) => format!("\x1b[32m{mark}\x1b[0m"),
+            (true, false) => format!("\x1b[31m{mark}\x1b[0m"),
+        }
+    }
+
+    fn update(&self, f: impl FnOnce(&mut Live)) {
+        if let Ok(mut l) = self.live.lock() {
+            f(&mut l);
+        }
         if let Some(b) = &self.bar {
-            let names: Vec<&str> = self.running.keys().map(String::as_str).collect();
-            let mut shown = names.iter().take(4).copied().collect::<Vec<_>>().join(", ");
-            if names.len() > 4 {
-                shown.push_str(&format!(" and {} more", names.len() - 4));
-            }
-            b.set_message(format!(
-                "[{}/{}] {} running: {}  ({})",
-                self.done,
-                self.total,
-                self.running.len(),
-                if shown.is_empty() {
-                    "-".to_string()
-                } else {
-                    shown
-                },
-                human_ms(self.started.elapsed().as_millis() as u64)
-            ));
+            b.tick();
         }
     }
 }
@@ -130,19 +193,22 @@ impl Reporter for Human {
 
 impl Human {
     fn start(&mut self, run: &str, stages: usize) {
-        self.total = stages;
-        self.started = Instant::now();
+        self.update(|l| {
+            l.total = stages;
+            l.started = Some(Instant::now());
+        });
         if self.bar.is_none() {
             eprintln!(
-                "run {} : {stages} stage{}",
-                run.trim_start_matches('0'),
+                "run {run} : {stages} stage{}",
                 if stages == 1 { "" } else { "s" }
             );
         }
     }
 
     fn stage_started(&mut self, stage: &str) {
-        self.running.insert(stage.to_string(), Instant::now());
+        self.update(|l| {
+            l.running.insert(stage.to_string(), Instant::now());
+        });
         if self.bar.is_none() {
             eprintln!("  > {stage}");
         }
@@ -156,23 +222,31 @@ impl Human {
         log: Option<&str>,
         notes: &[String],
     ) {
-        self.running.remove(stage);
-        self.done += 1;
+        self.update(|l| {
+            l.running.remove(stage);
+            l.done += 1;
+        });
         *self.counts.entry(status.label()).or_default() += 1;
         let took = human_ms(took_ms);
         match status {
             Status::Fresh => {}
             Status::Restored => self.line(&format!("  ↺ {stage} (restored from the cache)")),
-            Status::Ran { attempts } if *attempts > 1 => {
-                self.line(&format!("  ✓ {stage} ({took}, {attempts} attempts)"))
+            Status::Ran { attempts } if *attempts > 1 => self.line(&format!(
+                "  {} {stage} ({took}, {attempts} attempts)",
+                self.mark("✓", true)
+            )),
+            Status::Ran { .. } => {
+                self.line(&format!("  {} {stage} ({took})", self.mark("✓", true)))
             }
-            Status::Ran { .. } => self.line(&format!("  ✓ {stage} ({took})")),
             Status::WouldRun { reason } => self.line(&format!("  • {stage} would run: {reason}")),
             Status::Skipped { reason } => self.line(&format!("  - {stage} skipped: {reason}")),
             Status::NotRun => {}
-            Status::Interrupted => self.line(&format!("  ✗ {stage} interrupted after {took}")),
+            Status::Interrupted => self.line(&format!(
+                "  {} {stage} interrupted after {took}",
+                self.mark("✗", false)
+            )),
             Status::Failed { reason, .. } => {
-                let mut msg = format!("  ✗ {stage} failed: {reason}");
+                let mut msg = format!("  {} {stage} failed: {reason}", self.mark("✗", false));
                 if let Some(log) = log {
                     let tail = tail(Path::new(log), LOG_TAIL);
                     if !tail.is_empty() {
@@ -189,7 +263,6 @@ impl Human {
         for n in notes {
             self.line(&format!("    note: {n}"));
         }
-        self.refresh();
     }
 
     fn finish(&mut self, run: &str, ok: bool, elapsed_ms: u64) {
@@ -209,8 +282,7 @@ impl Human {
             .map(|(k, v)| format!("{v} {k}"))
             .collect();
         eprintln!(
-            "run {} {} in {}: {}",
-            run.trim_start_matches('0'),
+            "run {run} {} in {}: {}",
             if ok { "succeeded" } else { "FAILED" },
             human_ms(elapsed_ms),
             summary.join(", ")
@@ -234,4 +306,34 @@ fn tail(path: &Path, n: usize) -> Vec<String> {
     let lines: Vec<&str> = text.lines().collect();
     let from = lines.len().saturating_sub(n);
     lines[from..].iter().map(|l| l.to_string()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_live_line_names_running_stages_with_their_time() {
+        let t0 = Instant::now();
+        let mut l = Live {
+            started: Some(t0),
+            ..Live::default()
+        };
+        assert_eq!(live_line(&l, t0), "starting  (0.0 s)");
+        (l.total, l.done) = (7, 2);
+        assert_eq!(live_line(&l, t0), "[2/7] starting  (0.0 s)");
+        l.running.insert("train".into(), t0);
+        l.running
+            .insert("evaluate".into(), t0 + Duration::from_millis(3000));
+        let now = t0 + Duration::from_millis(5300);
+        assert_eq!(
+            live_line(&l, now),
+            "[2/7] running train 5.3 s, evaluate 2.3 s  (5.3 s)"
+        );
+        for i in 0..3 {
+            l.running
+                .insert(format!("s{i}"), t0 + Duration::from_millis(4000));
+        }
+        assert!(live_line(&l, now).ends_with("s0 1.3 s, and 2 more  (5.3 s)"));
+    }
 }

@@ -4,7 +4,8 @@
 //! Shared pieces live beside this directory, not in it, so no command imports this module
 //! (which imports every command): finding and loading the pipeline in `pipeline_file`,
 //! printing diagnostics in `diagnostics`, errors and exit statuses in `exit`, small bits of
-//! human-readable text in `human`, the run's progress display in `progress`.
+//! human-readable text in `human`, the run's progress display in `progress`, the run history as the report crate reads it in
+//! `history_view`.
 
 mod check;
 mod checkout;
@@ -15,6 +16,7 @@ mod gc;
 mod graph;
 mod import;
 mod promote;
+mod report;
 mod run;
 mod runs;
 mod show;
@@ -41,5 +43,6 @@ pub fn dispatch(cli: &Cli) -> ExitStatus {
         Command::Gc(args) => gc::gc(cli, args),
         Command::Fmt(args) => fmt::fmt(cli, args),
         Command::Import(crate::cli::ImportCommand::Dvc(args)) => import::dvc(args),
+        Command::Report(args) => report::report(cli, args),
     }
 }

@@ -2,7 +2,6 @@
 
 use mlp_engine::history;
 use mlp_engine::run::human_ms;
-use mlp_engine::store::Store;
 
 use crate::cli::{Cli, ShowArgs};
 use crate::exit::{self, ExitStatus};
@@ -14,8 +13,7 @@ pub fn show(cli: &Cli, args: &ShowArgs) -> ExitStatus {
         Ok(s) => s,
         Err(status) => return status,
     };
-    let run = match history::resolve(&store, &args.run)
-        .and_then(|id| Ok(store.run(&id)?.unwrap_or_default()))
+    let run = match history::resolve(&store, &args.run).and_then(|id| history::record(&store, &id))
     {
         Ok(r) => r,
         Err(e) => return exit::engine_error(e),

@@ -17,6 +17,7 @@ mod example_llm_rag;
 mod examples;
 mod import_dvc;
 mod processes;
+mod report;
 mod semantics;
 mod slurm;
 mod watch;

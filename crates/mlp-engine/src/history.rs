@@ -60,8 +60,7 @@ pub fn resolve(store: &SledStore, name: &str) -> Result<String, EngineError> {
 
 /// A run id as users type it.
 pub fn short(id: &str) -> String {
-    let t = id.trim_start_matches('0');
-    if t.is_empty() { "0".into() } else { t.into() }
+    crate::record::short_id(id)
 }
 
 /// One line of `mlp runs`.
@@ -148,74 +147,157 @@ fn flatten(prefix: &str, v: &Value, out: &mut BTreeMap<String, Value>) {
 #[derive(Debug, Serialize)]
 pub struct DiffRow {
     pub key: String,
+    /// With two runs: the first run's value.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub a: Option<Value>,
+    /// With two runs: the second run's value.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub b: Option<Value>,
-    /// `b - a` for numbers.
+    /// With two runs: `b - a` for numbers.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub delta: Option<f64>,
+    /// Every run's value, in the order of [`Diff::runs`].
+    pub values: Vec<Option<Value>>,
+    /// Each value minus the first run's, for numbers.
+    pub deltas: Vec<Option<f64>>,
 }
 
 #[derive(Debug, Serialize)]
 pub struct Diff {
+    /// The first run (what the others are compared with).
     pub a: String,
+    /// The last run.
     pub b: String,
+    /// Every run compared, as `mlp runs` writes them.
+    pub runs: Vec<String>,
     pub rows: Vec<DiffRow>,
 }
 
-/// Params and metrics of two runs side by side, only what differs unless `all`.
-/// Default: the last run against the baseline (or, with none, the run before it).
-pub fn diff(
-    store: &SledStore,
-    a: Option<&str>,
-    b: Option<&str>,
-    all: bool,
-) -> Result<Diff, EngineError> {
-    let b_id = resolve(store, b.unwrap_or("last"))?;
-    let a_id = match a {
-        Some(a) => resolve(store, a)?,
-        None => match store.meta(BASELINE)? {
-            Some(base) if base != b_id => base,
-            _ => {
-                let runs = store.runs()?;
-                let pos = runs.iter().position(|(k, _)| *k == b_id).unwrap_or(0);
-                if pos == 0 {
-                    return Err(EngineError::Usage(format!(
-                        "nothing to compare run {} with: there is no baseline and no earlier run",
-                        short(&b_id)
-                    )));
-                }
-                runs[pos - 1].0.clone()
+/// Which runs `mlp diff` compares.
+pub enum DiffRuns<'a> {
+    /// The runs named (none: the last run against the baseline, or against the run before
+    /// it; one: that run against the last).
+    Named(&'a [String]),
+    /// The last N runs, oldest first.
+    Last(usize),
+}
+
+/// Params and metrics of runs side by side, only what differs unless `all`.
+pub fn diff(store: &SledStore, which: DiffRuns<'_>, all: bool) -> Result<Diff, EngineError> {
+    let ids: Vec<String> = match which {
+        DiffRuns::Last(n) => {
+            let runs = store.runs()?;
+            if n < 2 {
+                return Err(EngineError::Usage(format!(
+                    "`--last {n}`: give 2 or more runs to compare"
+                )));
             }
-        },
+            if runs.len() < 2 {
+                return Err(EngineError::Usage(
+                    "only one run so far: nothing to compare it with".into(),
+                ));
+            }
+            runs[runs.len().saturating_sub(n)..]
+                .iter()
+                .map(|(k, _)| k.clone())
+                .collect()
+        }
+        DiffRuns::Named(names) if names.len() >= 2 => names
+            .iter()
+            .map(|n| resolve(store, n))
+            .collect::<Result<_, _>>()?,
+        DiffRuns::Named(names) => {
+            let b_id = resolve(store, "last")?;
+            let a_id = match names.first() {
+                Some(a) => resolve(store, a)?,
+                None => default_against(store, &b_id)?,
+            };
+            vec![a_id, b_id]
+        }
     };
-    let ra = flatten_run(&store.run(&a_id)?.unwrap_or_default());
-    let rb = flatten_run(&store.run(&b_id)?.unwrap_or_default());
-    let mut keys: Vec<&String> = ra.keys().chain(rb.keys()).collect();
+    let flat: Vec<BTreeMap<String, Value>> = ids
+        .iter()
+        .map(|id| Ok(flatten_run(&store.run(id)?.unwrap_or_default())))
+        .collect::<Result<_, EngineError>>()?;
+    let mut keys: Vec<&String> = flat.iter().flat_map(|f| f.keys()).collect();
     keys.sort();
     keys.dedup();
+    let two = ids.len() == 2;
     let rows = keys
         .into_iter()
         .filter_map(|k| {
-            let (x, y) = (ra.get(k), rb.get(k));
-            if !all && x == y {
+            let values: Vec<Option<Value>> = flat.iter().map(|f| f.get(k).cloned()).collect();
+            if !all && values.iter().all(|v| *v == values[0]) {
                 return None;
             }
-            let delta = match (x.and_then(Value::as_f64), y.and_then(Value::as_f64)) {
-                (Some(p), Some(q)) => Some(q - p),
-                _ => None,
-            };
+            let first = values[0].as_ref().and_then(Value::as_f64);
+            let deltas: Vec<Option<f64>> = values
+                .iter()
+                .map(|v| Some(v.as_ref()?.as_f64()? - first?))
+                .collect();
             Some(DiffRow {
                 key: k.clone(),
-                a: x.cloned(),
-                b: y.cloned(),
-                delta,
+                a: if two { values[0].clone() } else { None },
+                b: if two { values[1].clone() } else { None },
+                delta: if two { deltas[1] } else { None },
+                values,
+                deltas,
             })
         })
         .collect();
     Ok(Diff {
-        a: short(&a_id),
-        b: short(&b_id),
+        a: short(&ids[0]),
+        b: short(&ids[ids.len() - 1]),
+        runs: ids.iter().map(|i| short(i)).collect(),
         rows,
     })
+}
+
+/// What the last run is compared with by default: the baseline, else the run before it.
+fn default_against(store: &SledStore, b_id: &str) -> Result<String, EngineError> {
+    if let Some(base) = store.meta(BASELINE)?.filter(|b| b != b_id) {
+        return Ok(base);
+    }
+    let runs = store.runs()?;
+    let pos = runs.iter().position(|(k, _)| k == b_id).unwrap_or(0);
+    if pos == 0 {
+        return Err(EngineError::Usage(format!(
+            "nothing to compare run {} with: there is no baseline and no earlier run",
+            short(b_id)
+        )));
+    }
+    Ok(runs[pos - 1].0.clone())
+}
+
+/// A run's record as commands print it: run ids written as `mlp runs` writes them.
+pub fn record(store: &SledStore, id: &str) -> Result<Value, EngineError> {
+    let mut run = store.run(id)?.unwrap_or_default();
+    if let Some(i) = run["id"].as_str().map(short) {
+        run["id"] = i.into();
+    }
+    if let Some(stages) = run["stages"].as_object_mut() {
+        for s in stages.values_mut() {
+            if let Some(f) = s["from_run"].as_str().map(short) {
+                s["from_run"] = f.into();
+            }
+        }
+    }
+    Ok(run)
+}
+
+/// The records of the last `last` runs, oldest first, and the baseline's record.
+pub fn records(store: &SledStore, last: usize) -> Result<(Vec<Value>, Option<Value>), EngineError> {
+    let ids: Vec<String> = store.runs()?.into_iter().map(|(k, _)| k).collect();
+    let from = ids.len().saturating_sub(last);
+    let runs = ids[from..]
+        .iter()
+        .map(|id| record(store, id))
+        .collect::<Result<_, _>>()?;
+    let baseline = match store.meta(BASELINE)? {
+        Some(b) if store.run(&b)?.is_some() => Some(record(store, &b)?),
+        _ => None,
+    };
+    Ok((runs, baseline))
 }
 
 /// Make a run the baseline.

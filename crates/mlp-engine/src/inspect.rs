@@ -274,7 +274,7 @@ pub fn explain(ws: &Workspace, p: &Pipeline, stage: &str) -> Result<Explanation,
         identity,
         key,
         last_success: last.map(|l| LastSuccess {
-            run: l.run_id,
+            run: crate::record::short_id(&l.run_id),
             identity: l.identity,
             ended_ms: l.ended_ms,
         }),

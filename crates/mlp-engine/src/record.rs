@@ -321,6 +321,13 @@ fn git_state(root: &Path) -> Option<(String, bool)> {
     Some((commit, dirty))
 }
 
+/// A run id as every command writes it, in text and in JSON: `10`, not the stored
+/// `00000010`.
+pub fn short_id(id: &str) -> String {
+    let t = id.trim_start_matches('0');
+    if t.is_empty() { "0".into() } else { t.into() }
+}
+
 /// Run ids: a counter per workspace, short and typeable (`1`, `2`, ...), stored
 /// zero-padded so that they sort.
 pub fn next_run_id(store: &SledStore) -> Result<String, StoreError> {

@@ -166,7 +166,7 @@ pub fn run(
     let started_ms = now_ms();
     let n_selected = selected.iter().filter(|s| **s).count();
     reporter.event(&Event::Start {
-        run: run_id.clone(),
+        run: record::short_id(&run_id),
         stages: n_selected,
     });
 
@@ -253,7 +253,7 @@ pub fn run(
         store.flush()?;
     }
     c.reporter.event(&Event::Finish {
-        run: run_id.clone(),
+        run: record::short_id(&run_id),
         ok: report.ok(),
         elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(0),
     });
