@@ -158,6 +158,20 @@ pub struct RunsArgs {
     /// Show the last N runs.
     #[arg(long, default_value_t = 20, value_name = "N")]
     pub limit: usize,
+    /// Export runs to a tracking server instead of listing them: the RUNs given (numbers,
+    /// `last`, `baseline`), or the last N (`--limit`), and any run a failed export left.
+    #[arg(long, value_enum, value_name = "TRACKER")]
+    pub export: Option<Tracker>,
+    /// With `--export`: the runs to export.
+    #[arg(value_name = "RUN", requires = "export")]
+    pub runs: Vec<String>,
+}
+
+/// `mlp runs --export TRACKER`.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tracker {
+    /// An MLflow tracking server (`tracking mlflow { ... }` or `MLFLOW_TRACKING_URI`).
+    Mlflow,
 }
 
 // `mlp show`

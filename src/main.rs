@@ -36,6 +36,7 @@ mod exit;
 mod human;
 mod pipeline_file;
 mod progress;
+mod tracking;
 
 use std::process::ExitCode;
 
