@@ -91,11 +91,14 @@ pub fn export(ws: &Workspace, store: &SledStore, t: &Target, runs: &[String]) ->
         match mlp_track::export(t, &entities, &artifacts) {
             Ok(done) => {
                 if let Some(why) = done.artifacts_skipped {
-                    report
-                        .notes
-                        .push(format!("run {}: artifacts not uploaded: {why}", history::short(id)));
+                    report.notes.push(format!(
+                        "run {}: artifacts not uploaded: {why}",
+                        history::short(id)
+                    ));
                 }
-                report.exported.push((history::short(id), done.run_id, done.updated));
+                report
+                    .exported
+                    .push((history::short(id), done.run_id, done.updated));
             }
             Err(e) => {
                 report.error = Some(match e {

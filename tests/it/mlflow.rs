@@ -22,7 +22,10 @@ fn server() -> Option<String> {
     match agent().get(format!("{uri}/health")).call() {
         Ok(r) if r.status().is_success() => Some(uri),
         Ok(r) => {
-            skip_or_fail(&format!("MLflow at {uri} answers {} to /health", r.status()));
+            skip_or_fail(&format!(
+                "MLflow at {uri} answers {} to /health",
+                r.status()
+            ));
             None
         }
         Err(e) => {
@@ -108,7 +111,9 @@ fn artifact(uri: &str, run: &Value, path: &str) -> Option<String> {
     let root = run["info"]["artifact_uri"].as_str()?;
     let root = root.strip_prefix("mlflow-artifacts:/")?;
     let mut r = agent()
-        .get(format!("{uri}/api/2.0/mlflow-artifacts/artifacts/{root}/{path}"))
+        .get(format!(
+            "{uri}/api/2.0/mlflow-artifacts/artifacts/{root}/{path}"
+        ))
         .call()
         .ok()?;
     r.status()
@@ -172,7 +177,10 @@ fn quickstart_runs_in_mlflow_with_params_metrics_tags_and_artifacts() {
         assert_eq!(run["info"]["end_time"], rec["ended_ms"]);
         // The numbers `mlp show` has.
         let eval = &rec["stages"]["evaluate"]["metrics"]["eval"];
-        assert_eq!(metric(run, "evaluate.eval.auc"), eval["auc"].as_f64().unwrap());
+        assert_eq!(
+            metric(run, "evaluate.eval.auc"),
+            eval["auc"].as_f64().unwrap()
+        );
         assert_eq!(
             metric(run, "evaluate.eval.accuracy"),
             eval["accuracy"].as_f64().unwrap()
@@ -280,7 +288,10 @@ stage score {{
     assert_eq!(tag(r, "mlp.outcome"), "failed");
     assert_eq!(tag(r, "mlp.stage.score"), "failed");
     let gates = tag(r, "mlp.failed_gates");
-    assert!(gates.starts_with("score: ") && gates.contains("not accurate enough"), "{gates}");
+    assert!(
+        gates.starts_with("score: ") && gates.contains("not accurate enough"),
+        "{gates}"
+    );
     assert_eq!(tag(r, "mlp.failed_checks"), "");
     assert_eq!(metric(r, "score.m.acc"), 0.4);
     assert_eq!(metric(r, "score.m.f.x"), 2.0);
@@ -296,12 +307,22 @@ fn a_server_that_is_down_never_fails_the_run_and_the_export_catches_up() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("http://127.0.0.1:{}", l.local_addr().unwrap().port())
     };
-    let ws = Workspace::new("pipeline \"down\"\nstage a {\n  in \"x.txt\"\n  metrics m = \"m.json\"\n  run \"printf '{\\\"n\\\": 1}' > m.json\"\n}\n");
+    let ws = Workspace::new(
+        "pipeline \"down\"\nstage a {\n  in \"x.txt\"\n  metrics m = \"m.json\"\n  run \"printf '{\\\"n\\\": 1}' > m.json\"\n}\n",
+    );
     ws.write("x.txt", "1");
     let one = mlp(&ws, &closed, &exp, &["run"]).success();
-    let warnings: Vec<&str> = one.stderr().lines().filter(|l| l.contains("warning")).collect();
+    let warnings: Vec<&str> = one
+        .stderr()
+        .lines()
+        .filter(|l| l.contains("warning"))
+        .collect();
     assert_eq!(warnings.len(), 1, "{}", one.stderr());
-    assert!(warnings[0].contains("run 1 not exported"), "{}", warnings[0]);
+    assert!(
+        warnings[0].contains("run 1 not exported"),
+        "{}",
+        warnings[0]
+    );
     assert!(warnings[0].contains("mlp runs --export mlflow"));
     ws.write("x.txt", "2");
     let two = mlp(&ws, &closed, &exp, &["run", "--json"]).success();
@@ -366,7 +387,11 @@ fn churn_example_in_mlflow() {
         for (file, m) in s["metrics"].as_object().into_iter().flatten() {
             for (k, v) in m.as_object().into_iter().flatten() {
                 if let Some(n) = v.as_f64() {
-                    assert_eq!(metric(r, &format!("{stage}.{file}.{k}")), n, "{stage}.{file}.{k}");
+                    assert_eq!(
+                        metric(r, &format!("{stage}.{file}.{k}")),
+                        n,
+                        "{stage}.{file}.{k}"
+                    );
                 }
             }
         }

@@ -319,10 +319,12 @@ impl Builder<'_> {
             })),
             K::Always | K::Frozen | K::Promote => return self.line(item.span, kw.to_string()),
             K::Env(pairs) => return self.env_block(item.span, pairs),
-            K::Executor(e) => match self.settings_block(item.span, "executor", &e.name, &e.settings) {
-                Some(block) => return block,
-                None => e.name.node.clone(),
-            },
+            K::Executor(e) => {
+                match self.settings_block(item.span, "executor", &e.name, &e.settings) {
+                    Some(block) => return block,
+                    None => e.name.node.clone(),
+                }
+            }
             K::Unknown(_) => {
                 let text = self.unknown_text(item.span);
                 return self.line(item.span, text);

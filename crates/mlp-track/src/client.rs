@@ -90,7 +90,8 @@ impl Client {
 
     /// `POST`, where any refusal is an error.
     pub(crate) fn call(&self, endpoint: &str, body: &Value) -> Result<Value, TrackError> {
-        self.post(endpoint, body)?.map_err(|r| refused(endpoint, &r))
+        self.post(endpoint, body)?
+            .map_err(|r| refused(endpoint, &r))
     }
 
     /// `PUT /api/2.0/mlflow-artifacts/artifacts/<path>`: one file into the server's
@@ -163,7 +164,9 @@ fn transport(endpoint: &str, e: &ureq::Error) -> TrackError {
 
 pub(crate) fn refused(endpoint: &str, r: &Refused) -> TrackError {
     let hint = match r.status {
-        401 | 403 => " (set MLFLOW_TRACKING_TOKEN, or MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD)",
+        401 | 403 => {
+            " (set MLFLOW_TRACKING_TOKEN, or MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD)"
+        }
         _ => "",
     };
     let code = if r.code.is_empty() {

@@ -175,8 +175,12 @@ fn tags(record: &Value, workspace: &str, baseline: Option<&str>, e: &mut Entitie
         if status == "failed" {
             failed.push(name.clone());
             match s["kind"].as_str() {
-                Some("gate") => gates.push(format!("{name}: {}", s["reason"].as_str().unwrap_or(""))),
-                Some("check") => checks.push(format!("{name}: {}", s["reason"].as_str().unwrap_or(""))),
+                Some("gate") => {
+                    gates.push(format!("{name}: {}", s["reason"].as_str().unwrap_or("")))
+                }
+                Some("check") => {
+                    checks.push(format!("{name}: {}", s["reason"].as_str().unwrap_or("")))
+                }
                 _ => {}
             }
         }
@@ -188,7 +192,10 @@ fn tags(record: &Value, workspace: &str, baseline: Option<&str>, e: &mut Entitie
         t.insert("mlp.failed_gates".into(), clip(&gates.join("; "), TAG_MAX));
     }
     if !checks.is_empty() {
-        t.insert("mlp.failed_checks".into(), clip(&checks.join("; "), TAG_MAX));
+        t.insert(
+            "mlp.failed_checks".into(),
+            clip(&checks.join("; "), TAG_MAX),
+        );
     }
     e.tags = t;
 }
@@ -285,7 +292,10 @@ mod tests {
         assert_eq!(e.tags["mlp.baseline"], "false");
         assert_eq!(e.tags["mlp.git.dirty"], "true");
         assert_eq!(e.tags["mlp.override.train.lr"], "0.1");
-        assert_eq!(e.tags["mlp.failed_gates"], "evaluate: gate `auc >= 0.9` failed");
+        assert_eq!(
+            e.tags["mlp.failed_gates"],
+            "evaluate: gate `auc >= 0.9` failed"
+        );
         assert_eq!(e.tags["mlp.outcome"], "failed");
     }
 

@@ -97,20 +97,25 @@ fn experiment(c: &Client, name: &str) -> Result<String, TrackError> {
                     "the MLflow experiment `{name}` is deleted: restore it in MLflow, or name another experiment"
                 )));
             }
-            Ok(exp["experiment_id"].as_str().unwrap_or_default().to_string())
+            Ok(exp["experiment_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string())
         }
         Err(r) if r.code == "RESOURCE_DOES_NOT_EXIST" || r.status == 404 => {
             let made = c.post("experiments/create", &json!({ "name": name }))?;
             match made {
                 Ok(v) => Ok(v["experiment_id"].as_str().unwrap_or_default().to_string()),
                 // Made meanwhile by another exporter: look it up again.
-                Err(r) if r.code == "RESOURCE_ALREADY_EXISTS" => match c.get(endpoint, &[("experiment_name", name)])? {
-                    Ok(v) => Ok(v["experiment"]["experiment_id"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_string()),
-                    Err(r) => Err(refused(endpoint, &r)),
-                },
+                Err(r) if r.code == "RESOURCE_ALREADY_EXISTS" => {
+                    match c.get(endpoint, &[("experiment_name", name)])? {
+                        Ok(v) => Ok(v["experiment"]["experiment_id"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string()),
+                        Err(r) => Err(refused(endpoint, &r)),
+                    }
+                }
                 Err(r) => Err(refused("experiments/create", &r)),
             }
         }
@@ -229,7 +234,10 @@ fn upload(
         None => root.trim_start_matches('/'),
     };
     for a in artifacts {
-        c.put_artifact(&format!("{}/{}", root.trim_end_matches('/'), a.path), &a.bytes)?;
+        c.put_artifact(
+            &format!("{}/{}", root.trim_end_matches('/'), a.path),
+            &a.bytes,
+        )?;
     }
     Ok((artifacts.len(), None))
 }
@@ -238,4 +246,3 @@ fn upload(
 fn quote(s: &str) -> String {
     s.replace('\\', "\\\\").replace('\'', "\\'")
 }
-

@@ -53,7 +53,12 @@ impl Lowerer {
             if !Tracking::SETTINGS.contains(&n) {
                 let help = did_you_mean(n, Tracking::SETTINGS)
                     .unwrap_or_else(|| "`tracking mlflow` takes `uri` and `experiment`".into());
-                bad(format!("unknown MLflow setting `{n}`"), "not a setting", set.name.span, help);
+                bad(
+                    format!("unknown MLflow setting `{n}`"),
+                    "not a setting",
+                    set.name.span,
+                    help,
+                );
                 continue;
             }
             if let Some(prev) = seen.insert(n, set.name.span) {
