@@ -158,8 +158,7 @@ pub struct RunsArgs {
     /// Show the last N runs.
     #[arg(long, default_value_t = 20, value_name = "N")]
     pub limit: usize,
-    /// Export runs to a tracking server instead of listing them: the RUNs given (numbers,
-    /// `last`, `baseline`), or the last N (`--limit`), and any run a failed export left.
+    /// Export the RUNs (default: the last N) to a tracking server (`mlflow`).
     #[arg(long, value_enum, value_name = "TRACKER")]
     pub export: Option<Tracker>,
     /// With `--export`: the runs to export.
@@ -170,7 +169,7 @@ pub struct RunsArgs {
 /// `mlp runs --export TRACKER`.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Tracker {
-    /// An MLflow tracking server (`tracking mlflow { ... }` or `MLFLOW_TRACKING_URI`).
+    // An MLflow tracking server (`tracking mlflow { ... }` or `MLFLOW_TRACKING_URI`).
     Mlflow,
 }
 
