@@ -141,6 +141,16 @@ fn artifacts(record: &serde_json::Value, cache: Option<&ObjectCache>) -> Vec<Art
     out
 }
 
+/// Leave `run` for the next export, without contacting the server.
+pub fn remember(ws: &Workspace, run: &str) {
+    let mut pending = read_pending(ws);
+    if !pending.iter().any(|r| r == run) {
+        pending.push(run.to_string());
+        pending.sort();
+    }
+    write_pending(ws, &pending);
+}
+
 fn dir(ws: &Workspace) -> PathBuf {
     ws.dir.join("tracking")
 }

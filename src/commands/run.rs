@@ -73,7 +73,7 @@ pub fn run(cli: &Cli, a: &RunArgs) -> ExitStatus {
         && !a.dry_run
         && !report.nothing_to_do
     {
-        export(&ws, &plan.pipeline, &report.id, a.json);
+        export(&ws, &plan.pipeline, &report.id, report.interrupted, a.json);
     }
     match result {
         Err(EngineError::Busy(e)) => ExitStatus::Busy.error(format!(
@@ -90,10 +90,15 @@ pub fn run(cli: &Cli, a: &RunArgs) -> ExitStatus {
 /// After a run that did work: send it (and any run a failed export left) to the tracking
 /// server, when the pipeline or the environment names one. Never changes the exit status:
 /// a failure is one warning line, and the run is tried again later.
-fn export(ws: &Workspace, p: &Pipeline, run_id: &str, json: bool) {
+fn export(ws: &Workspace, p: &Pipeline, run_id: &str, interrupted: bool, json: bool) {
     let Some(target) = tracking::target(p.tracking.as_ref(), &p.name) else {
         return;
     };
+    if interrupted {
+        // Ctrl-C means "stop now": no network; the next run or export sends it.
+        tracking::remember(ws, run_id);
+        return;
+    }
     let store = match history::open(ws) {
         Ok(s) => s,
         Err(e) => {
