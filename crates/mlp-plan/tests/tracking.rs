@@ -26,6 +26,11 @@ fn the_item_gives_the_uri_and_the_experiment() {
             experiment: Some("churn-prod".into()),
         })
     );
+    let p = load("param env = \"prod\"\ntracking mlflow { experiment = \"churn-${params.env}\" }\nstage a { run \"x\" }").unwrap();
+    assert_eq!(
+        p.tracking.unwrap().experiment.as_deref(),
+        Some("churn-prod")
+    );
     let p = load("tracking mlflow\nstage a { run \"x\" }").unwrap();
     assert_eq!(p.tracking, Some(Tracking::default()));
     assert_eq!(load("stage a { run \"x\" }").unwrap().tracking, None);

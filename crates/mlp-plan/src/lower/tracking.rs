@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use mlp_syntax::ast::{self, Span};
 
-use super::{Lowerer, Scope};
+use super::Lowerer;
 use crate::codes::Code;
 use crate::diag::{Diagnostic, did_you_mean};
 use crate::model::Tracking;
@@ -83,7 +83,7 @@ impl Lowerer {
                 );
                 continue;
             };
-            let v = self.plain_str(fid, s, Scope::empty());
+            let v = self.plain_str(fid, s, self.scope(&[]));
             if n == "uri" {
                 let authority = v.split_once("://").map_or("", |(_, rest)| rest);
                 if authority.split('/').next().is_some_and(|h| h.contains('@')) {
