@@ -45,13 +45,27 @@ pub struct Report {
     /// Notes: artifacts that could not be uploaded.
     pub notes: Vec<String>,
     pub elapsed_ms: u64,
+    /// The target cannot work as configured (not an `http://` URI): retrying will not help,
+    /// so the new runs are not added to the pending list.
+    #[serde(skip)]
+    pub unusable: bool,
 }
 
 impl Report {
     /// The one-line warning after a run, if anything is left to export.
     pub fn warning(&self, t: &Target) -> Option<String> {
         let err = self.error.as_deref()?;
-        let runs: Vec<String> = self.pending.iter().map(|r| history::short(r)).collect();
+        if self.unusable {
+            return Some(format!(
+                "runs are not exported to MLflow: {err}; fix the `tracking` item or MLFLOW_TRACKING_URI, then `mlp runs --export mlflow` sends them"
+            ));
+        }
+        let mut runs: Vec<String> = self.pending.iter().map(|r| history::short(r)).collect();
+        if runs.len() > 6 {
+            let n = runs.len();
+            runs.drain(3..n - 2);
+            runs.insert(3, format!("... ({n} runs)"));
+        }
         Some(format!(
             "run {} not exported to MLflow at {} ({err}); it is tried again at the next run, or with `mlp runs --export mlflow`",
             runs.join(", "),
@@ -64,7 +78,8 @@ impl Report {
 /// the first run that fails (the others stay pending); never fails itself.
 pub fn export(ws: &Workspace, store: &SledStore, t: &Target, runs: &[String]) -> Report {
     let t0 = Instant::now();
-    let mut todo = read_pending(ws);
+    let pending_before = read_pending(ws);
+    let mut todo = pending_before.clone();
     for r in runs {
         if !todo.contains(r) {
             todo.push(r.clone());
@@ -100,10 +115,14 @@ pub fn export(ws: &Workspace, store: &SledStore, t: &Target, runs: &[String]) ->
                     .exported
                     .push((history::short(id), done.run_id, done.updated));
             }
-            Err(e) => {
-                report.error = Some(match e {
-                    TrackError::Unreachable(m) | TrackError::Server(m) | TrackError::Config(m) => m,
-                });
+            Err(TrackError::Config(m)) => {
+                report.error = Some(m);
+                report.unusable = true;
+                report.pending = pending_before;
+                break;
+            }
+            Err(TrackError::Unreachable(m) | TrackError::Server(m)) => {
+                report.error = Some(m);
                 report.pending.extend(todo[k..].iter().cloned());
                 break;
             }

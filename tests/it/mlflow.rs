@@ -400,3 +400,33 @@ fn churn_example_in_mlflow() {
     assert_eq!(tag(r, "mlp.baseline"), "true");
     assert_no_secret(&ws, &[&out]);
 }
+
+/// Needs no server: a URI mlp cannot use (MLflow's file or SQLite stores) warns on one
+/// line, the run succeeds, and nothing piles up in the pending list.
+#[test]
+fn an_unusable_uri_warns_and_leaves_nothing_pending() {
+    let ws = Workspace::new("stage a {\n  out \"o\"\n  run \"touch o\"\n}\n");
+    let out = ws
+        .command(&["run"])
+        .env("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db")
+        .env("MLFLOW_TRACKING_PASSWORD", TOKEN)
+        .env("MLFLOW_TRACKING_USERNAME", "me")
+        .run()
+        .success();
+    let warnings: Vec<&str> = out
+        .stderr()
+        .lines()
+        .filter(|l| l.contains("warning"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{}", out.stderr());
+    assert!(warnings[0].contains("http://HOST:PORT"), "{}", warnings[0]);
+    assert!(!ws.exists(".mlp/tracking/pending"));
+    // The export command says the same, and fails.
+    let export = ws
+        .command(&["runs", "--export", "mlflow"])
+        .env("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db")
+        .run()
+        .failure(1);
+    assert!(export.stderr().contains("http://HOST:PORT"));
+    assert_no_secret(&ws, &[&out, &export]);
+}
