@@ -16,7 +16,7 @@ use mlp_engine::run::BASELINE;
 use mlp_engine::store::{SledStore, Store};
 use mlp_engine::workspace::Workspace;
 use mlp_plan::model::Tracking;
-use mlp_track::{Artifact, Auth, Target, TrackError};
+use mlp_track::{Artifact, Auth, Exporter, Target, TrackError};
 
 /// The target: the pipeline's item and MLflow's variables (which win); `None` when neither
 /// names a server. `pipeline` names the experiment when nothing else does.
@@ -90,6 +90,16 @@ pub fn export(ws: &Workspace, store: &SledStore, t: &Target, runs: &[String]) ->
     let workspace = workspace_key(ws);
     let baseline = store.meta(BASELINE).ok().flatten();
     let cache = ObjectCache::open(&ws.cache_path()).ok();
+    let mut exporter = match Exporter::new(t) {
+        Ok(x) => x,
+        Err(e) => {
+            report.error = Some(e.to_string());
+            report.unusable = true;
+            report.pending = pending_before;
+            write_pending(ws, &report.pending);
+            return report;
+        }
+    };
     for (k, id) in todo.iter().enumerate() {
         let record = match store.run(id) {
             Ok(Some(r)) => r,
@@ -103,7 +113,7 @@ pub fn export(ws: &Workspace, store: &SledStore, t: &Target, runs: &[String]) ->
         };
         let entities = mlp_track::entities(&record, &workspace, baseline.as_deref());
         let artifacts = artifacts(&record, cache.as_ref());
-        match mlp_track::export(t, &entities, &artifacts) {
+        match exporter.export(&entities, &artifacts) {
             Ok(done) => {
                 if let Some(why) = done.artifacts_skipped {
                     report.notes.push(format!(

@@ -13,7 +13,7 @@ mod mlflow;
 mod target;
 
 pub use convert::{Artifact, Entities, entities};
-pub use mlflow::{Exported, export};
+pub use mlflow::{Exported, Exporter, export};
 pub use target::{Auth, Target};
 
 /// Why an export did not happen. The text never holds a credential.

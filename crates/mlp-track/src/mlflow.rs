@@ -26,15 +26,52 @@ const BATCH_METRICS: usize = 1000;
 const BATCH_PARAMS: usize = 100;
 const BATCH_TAGS: usize = 100;
 
-/// Export one run: `e` from [`crate::entities`], `artifacts` the metrics files' bytes,
-/// `baseline` true when this run is the workspace's baseline now.
+/// Exports runs to one target over one connection, looking the experiment up once.
+pub struct Exporter {
+    client: Client,
+    experiment: String,
+    experiment_id: Option<String>,
+}
+
+impl Exporter {
+    /// Checks the URI; contacts nobody yet.
+    pub fn new(t: &Target) -> Result<Exporter, TrackError> {
+        Ok(Exporter {
+            client: Client::new(t)?,
+            experiment: t.experiment.clone(),
+            experiment_id: None,
+        })
+    }
+
+    /// Export one run: `e` from [`crate::entities`], `artifacts` the metrics files' bytes.
+    pub fn export(&mut self, e: &Entities, artifacts: &[Artifact]) -> Result<Exported, TrackError> {
+        let id = match &self.experiment_id {
+            Some(id) => id.clone(),
+            None => {
+                let id = experiment(&self.client, &self.experiment)?;
+                self.experiment_id = Some(id.clone());
+                id
+            }
+        };
+        run(&self.client, id, e, artifacts)
+    }
+}
+
+/// Export one run to `t` (see [`Exporter`] for several).
 pub fn export(t: &Target, e: &Entities, artifacts: &[Artifact]) -> Result<Exported, TrackError> {
-    let c = Client::new(t)?;
-    let experiment_id = experiment(&c, &t.experiment)?;
+    Exporter::new(t)?.export(e, artifacts)
+}
+
+fn run(
+    c: &Client,
+    experiment_id: String,
+    e: &Entities,
+    artifacts: &[Artifact],
+) -> Result<Exported, TrackError> {
     let workspace = e.tags.get("mlp.workspace").cloned().unwrap_or_default();
     let mlp_run = e.tags.get("mlp.run_id").cloned().unwrap_or_default();
     let found = find(
-        &c,
+        c,
         &experiment_id,
         &format!(
             "tags.`mlp.workspace` = '{}' and tags.`mlp.run_id` = '{}'",
@@ -67,12 +104,12 @@ pub fn export(t: &Target, e: &Entities, artifacts: &[Artifact]) -> Result<Export
             "MLflow's `runs/create` answered no run id".into(),
         ));
     }
-    log(&c, &run_id, e)?;
+    log(c, &run_id, e)?;
     if e.tags.get("mlp.baseline").map(String::as_str) == Some("true") {
-        unmark_old_baselines(&c, &experiment_id, &workspace, &run_id)?;
+        unmark_old_baselines(c, &experiment_id, &workspace, &run_id)?;
     }
     let (uploaded, artifacts_skipped) =
-        upload(&c, info["artifact_uri"].as_str().unwrap_or(""), artifacts)?;
+        upload(c, info["artifact_uri"].as_str().unwrap_or(""), artifacts)?;
     c.call(
         "runs/update",
         &json!({"run_id": run_id, "status": e.status, "end_time": e.end_ms}),
