@@ -102,7 +102,11 @@ fn export(ws: &Workspace, p: &Pipeline, run_id: &str, interrupted: bool, json: b
     let store = match history::open(ws) {
         Ok(s) => s,
         Err(e) => {
-            exit::warning(format!("run not exported to MLflow: {e}"));
+            tracking::remember(ws, run_id);
+            exit::warning(format!(
+                "run {} not exported to MLflow yet ({e}); the next run or `mlp runs --export mlflow` sends it",
+                history::short(run_id)
+            ));
             return;
         }
     };
