@@ -171,6 +171,19 @@ pub struct RunsArgs {
     /// default: the metrics the checks and gates use.
     #[arg(long, value_name = "KEYS", value_delimiter = ',')]
     pub metrics: Vec<String>,
+    /// Export the RUNs (default: the last N) to a tracking server (`mlflow`).
+    #[arg(long, value_enum, value_name = "TRACKER")]
+    pub export: Option<Tracker>,
+    /// With `--export`: the runs to export.
+    #[arg(value_name = "RUN", requires = "export")]
+    pub runs: Vec<String>,
+}
+
+/// `mlp runs --export TRACKER`.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tracker {
+    // An MLflow tracking server (`tracking mlflow { ... }` or `MLFLOW_TRACKING_URI`).
+    Mlflow,
 }
 
 // `mlp show`

@@ -75,6 +75,11 @@ pub fn command_error(command: &str, message: impl Display) {
     print_error(Some(command), message);
 }
 
+/// Print a warning that does not change how the command ends: `mlp: warning: {message}`.
+pub fn warning(message: impl Display) {
+    print_error(None, format!("warning: {message}"));
+}
+
 /// The one place the binary's `mlp: ` prefix is written.
 fn print_error(command: Option<&str>, message: impl Display) {
     match command {

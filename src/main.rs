@@ -37,6 +37,7 @@ mod history_view;
 mod human;
 mod pipeline_file;
 mod progress;
+mod tracking;
 
 use std::process::ExitCode;
 

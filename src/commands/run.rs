@@ -2,12 +2,16 @@
 
 use std::time::Instant;
 
+use mlp_engine::history;
 use mlp_engine::run::{self, EngineError, RunOptions};
+use mlp_engine::workspace::Workspace;
+use mlp_plan::model::Pipeline;
 
 use crate::cli::{Cli, ExecutorArg, RunArgs};
 use crate::exit::{self, ExitStatus};
 use crate::pipeline_file::{load, sets_and_file, workspace_of};
 use crate::progress;
+use crate::tracking;
 
 /// `-j` by default: the number of CPUs.
 pub fn default_jobs() -> usize {
@@ -63,7 +67,15 @@ pub fn run(cli: &Cli, a: &RunArgs) -> ExitStatus {
         executor: a.executor.map(ExecutorArg::kind),
     };
     let mut reporter = progress::reporter(a.json, a.verbose);
-    match run::run(&ws, &plan.pipeline, &opts, reporter.as_mut()) {
+    let result = run::run(&ws, &plan.pipeline, &opts, reporter.as_mut());
+    drop(reporter);
+    if let Ok(report) = &result
+        && !a.dry_run
+        && !report.nothing_to_do
+    {
+        export(&ws, &plan.pipeline, &report.id, report.interrupted, a.json);
+    }
+    match result {
         Err(EngineError::Busy(e)) => ExitStatus::Busy.error(format!(
             "{e}; wait for it to finish, or pass --wait to wait"
         )),
@@ -72,5 +84,43 @@ pub fn run(cli: &Cli, a: &RunArgs) -> ExitStatus {
         Ok(report) if report.gate_failed() => ExitStatus::CheckFailed,
         Ok(_) => ExitStatus::Failure,
         Err(e) => exit::engine_error(e),
+    }
+}
+
+/// After a run that did work: send it (and any run a failed export left) to the tracking
+/// server, when the pipeline or the environment names one. Never changes the exit status:
+/// a failure is one warning line, and the run is tried again later.
+fn export(ws: &Workspace, p: &Pipeline, run_id: &str, interrupted: bool, json: bool) {
+    let Some(target) = tracking::target(p.tracking.as_ref(), &p.name) else {
+        return;
+    };
+    if interrupted {
+        // Ctrl-C means "stop now": no network; the next run or export sends it.
+        tracking::remember(ws, run_id);
+        return;
+    }
+    let store = match history::open(ws) {
+        Ok(s) => s,
+        Err(e) => {
+            tracking::remember(ws, run_id);
+            exit::warning(format!(
+                "run {} not exported to MLflow yet ({e}); the next run or `mlp runs --export mlflow` sends it",
+                history::short(run_id)
+            ));
+            return;
+        }
+    };
+    let report = tracking::export(ws, &store, &target, &[run_id.to_string()]);
+    if json {
+        outln!(
+            "{}",
+            serde_json::json!({"event": "tracking", "exported": report.exported, "pending": report.pending, "error": report.error, "elapsed_ms": report.elapsed_ms})
+        );
+    }
+    for n in &report.notes {
+        exit::warning(n);
+    }
+    if let Some(w) = report.warning(&target) {
+        exit::warning(w);
     }
 }

@@ -2,13 +2,17 @@
 //! those `--metrics` names), their change against the baseline, and cost totals.
 
 use mlp_engine::history;
+use mlp_engine::run::human_ms;
 use mlp_report::table::{self, Columns};
 
 use crate::cli::{Cli, RunsArgs};
 use crate::exit::{self, ExitStatus};
 use crate::history_view;
 use crate::human::plural;
-use crate::pipeline_file::history_store;
+use crate::pipeline_file::{find, history_store, workspace};
+use crate::tracking;
+use mlp_engine::store::SledStore;
+use mlp_plan::Options;
 
 /// How many metric columns `mlp runs` shows when `--metrics` does not say.
 const TERMINAL_METRICS: usize = 6;
@@ -18,6 +22,9 @@ pub fn runs(cli: &Cli, args: &RunsArgs) -> ExitStatus {
         Ok(s) => s,
         Err(status) => return status,
     };
+    if args.export.is_some() {
+        return export(cli, args, &store);
+    }
     let list = match history::runs(&store, args.limit) {
         Ok(l) => l,
         Err(e) => return exit::engine_error(e),
@@ -97,4 +104,81 @@ pub fn runs(cli: &Cli, args: &RunsArgs) -> ExitStatus {
         eprintln!("mlp: warning: no run shown has a metric `{w}`");
     }
     ExitStatus::Success
+}
+
+/// `mlp runs --export mlflow [RUN...]`: the runs given, or the last `--limit`, and any run
+/// a failed export left; exporting a run again updates its MLflow run.
+fn export(cli: &Cli, args: &RunsArgs, store: &SledStore) -> ExitStatus {
+    let ws = match workspace(cli) {
+        Ok(ws) => ws,
+        Err(status) => return status,
+    };
+    // The pipeline's `tracking` item, if the pipeline plans; the environment otherwise.
+    let plan = find(cli)
+        .ok()
+        .and_then(|f| mlp_plan::load(&f, &Options::default()).ok());
+    let pipeline = plan.as_ref().map(|p| &p.pipeline);
+    let name = pipeline.map_or("pipeline", |p| p.name.as_str());
+    let Some(target) = tracking::target(pipeline.and_then(|p| p.tracking.as_ref()), name) else {
+        return ExitStatus::Usage.error(
+            "no MLflow server to export to: add `tracking mlflow { uri = \"http://HOST:PORT\" }` to the pipeline, or set MLFLOW_TRACKING_URI",
+        );
+    };
+    let ids = if args.runs.is_empty() {
+        match history::runs(store, args.limit) {
+            Ok(list) => list
+                .iter()
+                .filter_map(|r| history::resolve(store, &r.id).ok())
+                .collect(),
+            Err(e) => return exit::engine_error(e),
+        }
+    } else {
+        let mut ids = Vec::new();
+        for r in &args.runs {
+            match history::resolve(store, r) {
+                Ok(id) => ids.push(id),
+                Err(e) => return exit::engine_error(e),
+            }
+        }
+        ids
+    };
+    let report = tracking::export(&ws, store, &target, &ids);
+    if args.json {
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+    } else {
+        for (run, mlflow_id, updated) in &report.exported {
+            outln!(
+                "run {run:>5}  {} MLflow run {mlflow_id}",
+                if *updated { "updated" } else { "created" }
+            );
+        }
+    }
+    for n in &report.notes {
+        exit::warning(n);
+    }
+    match &report.error {
+        None => {
+            if !args.json {
+                eprintln!(
+                    "exported {} run(s) to experiment `{}` at {} in {}",
+                    report.exported.len(),
+                    target.experiment,
+                    target.display_uri(),
+                    human_ms(report.elapsed_ms)
+                );
+            }
+            ExitStatus::Success
+        }
+        Some(e) => {
+            let left: Vec<String> = report.pending.iter().map(|r| history::short(r)).collect();
+            ExitStatus::Failure.error(format!(
+                "export to MLflow at {} failed: {e}; not exported: run {}",
+                target.display_uri(),
+                left.join(", ")
+            ))
+        }
+    }
 }

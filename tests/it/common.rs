@@ -152,7 +152,11 @@ impl Mlp {
         cmd.args(args)
             .env("NO_COLOR", "1")
             .env_remove("CLICOLOR_FORCE")
-            .env_remove("FORCE_COLOR");
+            .env_remove("FORCE_COLOR")
+            // A developer's MLflow server is no business of the tests (tests/it/mlflow.rs
+            // sets these for its own runs).
+            .env_remove("MLFLOW_TRACKING_URI")
+            .env_remove("MLFLOW_EXPERIMENT_NAME");
         Mlp { cmd }
     }
 

@@ -16,6 +16,7 @@ mod example_churn;
 mod example_llm_rag;
 mod examples;
 mod import_dvc;
+mod mlflow;
 mod processes;
 mod report;
 mod semantics;

@@ -187,6 +187,21 @@ pub fn run_record(
                     obj.insert("from_run".into(), r.run_id.clone().into());
                 }
             }
+            // What an exporter (MLflow) needs without the pipeline at hand: the params
+            // values the stage used and which of its outputs are metrics files.
+            let used: serde_json::Map<String, serde_json::Value> = s
+                .params
+                .iter()
+                .map(|(k, v)| (k.clone(), v.to_json()))
+                .collect();
+            obj.insert("params".into(), used.into());
+            let metric_files: Vec<&str> = s
+                .outputs
+                .iter()
+                .filter(|o| o.metrics)
+                .map(|o| o.path.as_str())
+                .collect();
+            obj.insert("metric_files".into(), metric_files.into());
             if !st.notes.is_empty() {
                 obj.insert("notes".into(), st.notes.clone().into());
             }
@@ -206,6 +221,7 @@ pub fn run_record(
         "params": mlp_plan::Value::Map(f.p.params.clone()).to_json(),
         "overrides": f.opts.overrides,
         "promoted": o.promote && o.ok,
+        "baseline": f.store.meta(crate::judge::BASELINE)?,
         "order": f.p.order.iter().map(|&i| f.p.stages[i].name.clone()).collect::<Vec<_>>(),
         "stages": stages,
     }))

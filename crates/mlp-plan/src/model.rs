@@ -24,6 +24,24 @@ pub struct Pipeline {
     pub stages: Vec<Stage>,
     /// A topological order: every stage comes after the stages it depends on.
     pub order: Vec<StageId>,
+    /// `tracking mlflow { ... }`: where runs are exported after they end.
+    pub tracking: Option<Tracking>,
+}
+
+/// `tracking mlflow { uri = "http://127.0.0.1:5000"  experiment = "churn" }`. A setting
+/// left out comes from `MLFLOW_TRACKING_URI` / `MLFLOW_EXPERIMENT_NAME` (which also win
+/// over the file's, so that one machine can point elsewhere).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tracking {
+    pub uri: Option<String>,
+    pub experiment: Option<String>,
+}
+
+impl Tracking {
+    /// The trackers there are.
+    pub const NAMES: [&'static str; 1] = ["mlflow"];
+    /// The settings of `tracking mlflow`.
+    pub const SETTINGS: [&'static str; 2] = ["uri", "experiment"];
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -80,8 +80,20 @@ pub enum ItemKind {
     Include(Str),
     /// `executor slurm { partition = "gpu" }`: where the stages run.
     Executor(Executor),
+    /// `tracking mlflow { uri = "http://..." }`: where runs are exported.
+    Tracking(Tracking),
     /// A line that starts with a word that is no keyword.
     Unknown(Spanned<String>),
+}
+
+/// `tracking NAME` with an optional block of settings, shaped like an `executor` item:
+/// `tracking mlflow { uri = "http://127.0.0.1:5000"  experiment = "churn" }`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tracking {
+    /// `mlflow` (checked when the pipeline is planned).
+    pub name: Spanned<String>,
+    /// `None` without a block; `Some` (maybe empty) with `{ ... }`.
+    pub settings: Option<Vec<Setting>>,
 }
 
 /// `executor NAME` with an optional block of settings: `executor slurm { time = 2h }`.
@@ -240,7 +252,7 @@ pub const STAGE_KEYWORDS: &[&str] = &[
 
 /// Every keyword that may start an item at the top of a file.
 pub const TOP_KEYWORDS: &[&str] = &[
-    "pipeline", "params", "param", "env", "executor", "stage", "for", "include",
+    "pipeline", "params", "param", "env", "executor", "tracking", "stage", "for", "include",
 ];
 
 #[derive(Clone, Debug, PartialEq)]

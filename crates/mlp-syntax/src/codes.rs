@@ -80,6 +80,9 @@ codes! {
     UnknownSetting = "E0137", "Unknown executor setting, or a setting for `executor local`.";
     SettingType = "E0138", "An executor setting of the wrong type.";
     DuplicateExecutor = "E0139", "Two `executor` items at the top of the pipeline, or a setting given twice.";
+    UnknownTracker = "E0140", "Unknown tracker (not `mlflow`).";
+    TrackingSetting = "E0141", "A `tracking` setting that is unknown, given twice, not a string, or not an `http://` URI.";
+    DuplicateTracking = "E0142", "Two `tracking` items in the pipeline.";
 }
 
 impl Code {

@@ -181,10 +181,18 @@ impl Builder<'_> {
             ItemKind::Include(s) => format!("include {}", string(s)),
             ItemKind::Unknown(_) => self.unknown_text(item.span),
             ItemKind::Env(pairs) => return self.env_block(item.span, pairs),
-            ItemKind::Executor(e) => match self.executor_block(item.span, e) {
-                Some(block) => return block,
-                None => format!("executor {}", e.name.node),
-            },
+            ItemKind::Executor(e) => {
+                match self.settings_block(item.span, "executor", &e.name, &e.settings) {
+                    Some(block) => return block,
+                    None => format!("executor {}", e.name.node),
+                }
+            }
+            ItemKind::Tracking(t) => {
+                match self.settings_block(item.span, "tracking", &t.name, &t.settings) {
+                    Some(block) => return block,
+                    None => format!("tracking {}", t.name.node),
+                }
+            }
             ItemKind::Stage(stage) => {
                 let header = self.header(item.span.start, stage.name.span().end);
                 let width = stage
@@ -248,10 +256,17 @@ impl Builder<'_> {
         })
     }
 
-    /// `executor NAME { settings }` as a block, or `None` when it has no block (a line).
-    fn executor_block(&mut self, span: Span, e: &Executor) -> Option<Node> {
-        let settings = e.settings.as_ref()?;
-        let header = self.header(span.start, e.name.span.end);
+    /// `executor NAME { settings }` (or `tracking NAME { ... }`: `keyword`) as a block, or
+    /// `None` when it has no block (a line).
+    fn settings_block(
+        &mut self,
+        span: Span,
+        keyword: &str,
+        name: &Spanned<String>,
+        settings: &Option<Vec<Setting>>,
+    ) -> Option<Node> {
+        let settings = settings.as_ref()?;
+        let header = self.header(span.start, name.span.end);
         let width = settings
             .iter()
             .map(|s| s.name.node.len())
@@ -271,7 +286,7 @@ impl Builder<'_> {
         let close = self.close(span);
         Some(Node::Block(Block {
             header,
-            head: format!("executor {}", e.name.node),
+            head: format!("{keyword} {}", name.node),
             body,
             spaced: false,
             close,
@@ -304,10 +319,12 @@ impl Builder<'_> {
             })),
             K::Always | K::Frozen | K::Promote => return self.line(item.span, kw.to_string()),
             K::Env(pairs) => return self.env_block(item.span, pairs),
-            K::Executor(e) => match self.executor_block(item.span, e) {
-                Some(block) => return block,
-                None => e.name.node.clone(),
-            },
+            K::Executor(e) => {
+                match self.settings_block(item.span, "executor", &e.name, &e.settings) {
+                    Some(block) => return block,
+                    None => e.name.node.clone(),
+                }
+            }
             K::Unknown(_) => {
                 let text = self.unknown_text(item.span);
                 return self.line(item.span, text);

@@ -150,6 +150,15 @@ fn z_item(i: &mut Item) {
             f.items.iter_mut().for_each(z_item);
         }
         ItemKind::Executor(e) => z_executor(e),
+        ItemKind::Tracking(t) => {
+            let mut e = Executor {
+                name: t.name.clone(),
+                settings: t.settings.clone(),
+            };
+            z_executor(&mut e);
+            t.name = e.name;
+            t.settings = e.settings;
+        }
         ItemKind::Unknown(w) => z(w),
     }
 }
@@ -534,6 +543,15 @@ fn formats_executors() {
     assert_eq!(
         out,
         "executor slurm {\n  partition = \"gpu\"\n  account   = \"ml\"\n  time      = 2h\n  args      = [\"--exclusive\", \"-N1\"]\n}  # all\n\nstage a {\n  run      \"x\"\n  executor local\n}\n\nstage b {\n  executor slurm {\n    partition = \"debug\"\n  }\n  run      \"y\"\n}\n\nstage c {\n  executor slurm {}\n  run      \"z\"\n}\n"
+    );
+}
+
+#[test]
+fn formats_tracking() {
+    let src = "tracking mlflow{uri=\"http://127.0.0.1:5000\" experiment = \"churn\"} # where\npipeline \"p\"\ntracking  mlflow\n";
+    assert_eq!(
+        check_format(src),
+        "tracking mlflow {\n  uri        = \"http://127.0.0.1:5000\"\n  experiment = \"churn\"\n}  # where\n\npipeline \"p\"\ntracking mlflow\n"
     );
 }
 

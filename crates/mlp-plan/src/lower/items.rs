@@ -8,7 +8,7 @@ use mlp_syntax::ast;
 use super::{Lowerer, Options, Scope};
 use crate::codes::Code;
 use crate::diag::{Diagnostic, did_you_mean};
-use crate::model::Executor;
+use crate::model::{Executor, Tracking};
 use crate::value::Value;
 
 /// What the top-level items give besides the context's params, env and executor.
@@ -19,6 +19,8 @@ pub(super) struct Top {
     pub(super) params_sources: Vec<String>,
     /// The `--set` overrides that name a key, parsed.
     pub(super) overrides: Vec<(String, Value)>,
+    /// The `tracking` item, checked.
+    pub(super) tracking: Option<Tracking>,
 }
 
 /// The items that wait until every params file is read.
@@ -27,6 +29,7 @@ struct Later<'f> {
     params: Vec<(usize, &'f ast::Spanned<String>, &'f ast::Value)>,
     env: Vec<(usize, &'f Vec<ast::EnvPair>)>,
     executors: Vec<(usize, &'f ast::Executor)>,
+    tracking: Vec<(usize, &'f ast::Tracking)>,
 }
 
 impl Lowerer {
@@ -53,6 +56,7 @@ impl Lowerer {
                     ast::ItemKind::Param { key, value } => later.params.push((*fid, key, value)),
                     ast::ItemKind::Env(pairs) => later.env.push((*fid, pairs)),
                     ast::ItemKind::Executor(e) => later.executors.push((*fid, e)),
+                    ast::ItemKind::Tracking(t) => later.tracking.push((*fid, t)),
                     ast::ItemKind::Unknown(w) => self.unknown_top_keyword(*fid, w),
                     _ => {}
                 }
@@ -70,10 +74,12 @@ impl Lowerer {
             }
         }
         self.pipeline_executor(&later.executors);
+        let tracking = self.tracking(&later.tracking);
         Top {
             name,
             params_sources,
             overrides,
+            tracking,
         }
     }
 
@@ -88,7 +94,7 @@ impl Lowerer {
         .at(fid, w.span, "not a keyword");
         d = d.help(match did_you_mean(&w.node, ast::TOP_KEYWORDS.iter().copied()) {
             Some(m) => m,
-            None => "a file holds `pipeline`, `params`, `param`, `env`, `executor`, `stage`, `for` and `include` items".into(),
+            None => "a file holds `pipeline`, `params`, `param`, `env`, `executor`, `tracking`, `stage`, `for` and `include` items".into(),
         });
         self.err(d);
     }

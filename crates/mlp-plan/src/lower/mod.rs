@@ -37,6 +37,7 @@ mod order;
 mod outputs;
 mod sources;
 mod stage;
+mod tracking;
 
 /// What the caller adds to the sources.
 #[derive(Clone, Debug, Default)]
@@ -276,6 +277,7 @@ impl Lowerer {
             overrides: top.overrides,
             stages,
             order,
+            tracking: top.tracking,
         })
     }
 }

@@ -29,7 +29,11 @@ impl P<'_> {
                 ItemKind::Param { key, value }
             }
             "env" => ItemKind::Env(self.env_block()?),
-            "executor" => ItemKind::Executor(self.executor()?),
+            "executor" => ItemKind::Executor(self.block_item("executor", "executor item")?),
+            "tracking" => {
+                let Executor { name, settings } = self.block_item("tracking", "tracking item")?;
+                ItemKind::Tracking(Tracking { name, settings })
+            }
             "stage" => ItemKind::Stage(self.stage()?),
             "for" => ItemKind::For(self.for_loop()?),
             "include" => {
@@ -77,14 +81,14 @@ impl P<'_> {
         }
     }
 
-    /// `executor_decl = { kw_executor ~ name ~ ("{" ~ setting* ~ "}")? }`,
+    /// `executor_decl = { kw_executor ~ name ~ ("{" ~ setting* ~ "}")? }` (and
+    /// `tracking_decl`, the same with `tracking`: `keyword`),
     /// `setting = { name ~ "=" ~ (duration | value) }`. Without a block, the span runs to
     /// the next token (pest skips the whitespace before the option that matches nothing).
-    fn executor(&mut self) -> R<Executor> {
-        const EXECUTOR: &str = "executor item";
-        self.keyword("executor", EXECUTOR)?;
+    fn block_item(&mut self, keyword: &str, construct: &'static str) -> R<Executor> {
+        self.keyword(keyword, construct)?;
         self.skip();
-        let name = self.name(EXECUTOR)?;
+        let name = self.name(construct)?;
         self.skip();
         if !self.eat("{") {
             return Ok(Executor {
@@ -101,9 +105,9 @@ impl P<'_> {
                     settings: Some(settings),
                 });
             }
-            let sname = self.name(EXECUTOR)?;
+            let sname = self.name(construct)?;
             self.skip();
-            self.expect("=", EXECUTOR)?;
+            self.expect("=", construct)?;
             self.skip();
             let start = self.i;
             let value = match self.duration() {
@@ -196,7 +200,7 @@ impl P<'_> {
             });
         }
         if word == "executor" {
-            let e = self.executor()?;
+            let e = self.block_item("executor", "executor item")?;
             return Ok(StageItem {
                 kind: K::Executor(e),
                 span: Span::new(start, self.i),

@@ -59,6 +59,10 @@ impl Builder {
                 ItemKind::Include(self.string(inner.next().expect("path")))
             }
             Rule::executor_decl => ItemKind::Executor(self.executor(inner)),
+            Rule::tracking_decl => {
+                let Executor { name, settings } = self.executor(inner);
+                ItemKind::Tracking(Tracking { name, settings })
+            }
             Rule::unknown_item => ItemKind::Unknown(spanned_str(&inner.next().expect("word"))),
             r => unreachable!("not an item: {r:?}"),
         };
