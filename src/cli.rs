@@ -52,6 +52,9 @@ pub enum Command {
     Gc(GcArgs),
     /// Format `.mlp` files canonically (comments kept).
     Fmt(FmtArgs),
+    /// Serve the Language Server Protocol on stdin/stdout, for editors (see the book's
+    /// "Editors" page).
+    Lsp,
 }
 
 // `mlp check`

@@ -13,6 +13,7 @@ mod explain;
 mod fmt;
 mod gc;
 mod graph;
+mod lsp;
 mod promote;
 mod run;
 mod runs;
@@ -39,5 +40,6 @@ pub fn dispatch(cli: &Cli) -> ExitStatus {
         Command::Checkout(args) => checkout::checkout(cli, args),
         Command::Gc(args) => gc::gc(cli, args),
         Command::Fmt(args) => fmt::fmt(cli, args),
+        Command::Lsp => lsp::lsp(),
     }
 }

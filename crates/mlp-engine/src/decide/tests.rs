@@ -22,6 +22,7 @@ impl Ws {
             dir.path(),
             &mlp_plan::Options {
                 overrides: Vec::new(),
+                ..Default::default()
             },
         )
         .unwrap_or_else(|d| panic!("{d:?}"))
@@ -34,6 +35,7 @@ impl Ws {
         self.write("pipeline.mlp", text);
         let o = mlp_plan::Options {
             overrides: Vec::new(),
+            ..Default::default()
         };
         self.p = mlp_plan::load_str("pipeline.mlp", text, self.dir.path(), &o)
             .unwrap_or_else(|d| panic!("{d:?}"))

@@ -13,6 +13,7 @@ fn plan(text: &str) -> Pipeline {
         dir.path(),
         &mlp_plan::Options {
             overrides: Vec::new(),
+            ..Default::default()
         },
     )
     .unwrap_or_else(|d| panic!("{d:?}"))
