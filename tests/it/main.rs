@@ -15,6 +15,7 @@ mod engine;
 mod example_churn;
 mod example_llm_rag;
 mod examples;
+mod lsp;
 mod processes;
 mod semantics;
 mod slurm;
