@@ -15,6 +15,7 @@ mod engine;
 mod example_churn;
 mod example_llm_rag;
 mod examples;
+mod grammar;
 mod lsp;
 mod processes;
 mod semantics;
