@@ -11,12 +11,17 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     version,
     about = "A declarative DAG engine for machine-learning pipelines",
     long_about = None,
-    propagate_version = true
+    propagate_version = true,
+    disable_help_subcommand = true
 )]
 pub struct Cli {
     /// The pipeline file (default: `pipeline.mlp`, searched upward from here).
     #[arg(short = 'f', long = "file", global = true, value_name = "FILE")]
     pub file: Option<PathBuf>,
+
+    /// Print only errors and what the command is asked for (no progress, no summaries).
+    #[arg(short = 'q', long = "quiet", global = true)]
+    pub quiet: bool,
 
     #[command(subcommand)]
     pub command: Command,
@@ -55,6 +60,12 @@ pub enum Command {
     /// Serve the Language Server Protocol on stdin/stdout, for editors (see the book's
     /// "Editors" page).
     Lsp,
+    /// Print a shell completion script (bash, zsh, fish or powershell).
+    Completions(CompletionsArgs),
+    /// Make a new pipeline from a template: `pipeline.mlp`, `params.yaml`, `.gitignore`.
+    Init(InitArgs),
+    /// Print the help of mlp, or of a command (`mlp help run`).
+    Help(HelpArgs),
 }
 
 // `mlp check`
@@ -71,6 +82,8 @@ pub struct CheckArgs {
 // `mlp graph`
 #[derive(Args, Debug)]
 pub struct GraphArgs {
+    /// How to print it: `ascii` (default), `dot`, `mermaid`, `json`, or `names` (one stage
+    /// name per line).
     #[arg(long, value_enum, default_value_t = GraphFormat::Ascii)]
     pub format: GraphFormat,
 }
@@ -118,6 +131,7 @@ pub struct RunArgs {
 pub struct WatchArgs {
     /// Stages to keep up to date (with what they need); default: all.
     pub stages: Vec<String>,
+    /// Run at most N stages at once (default: the number of CPUs).
     #[arg(short = 'j', long = "jobs", value_name = "N")]
     pub jobs: Option<usize>,
     /// Override a param (`--set train.lr=0.05`); may be repeated.
@@ -141,6 +155,7 @@ pub struct WatchArgs {
 // `mlp status`
 #[derive(Args, Debug)]
 pub struct StatusArgs {
+    /// Print every stage's state as JSON on stdout.
     #[arg(long)]
     pub json: bool,
 }
@@ -148,7 +163,9 @@ pub struct StatusArgs {
 // `mlp explain`
 #[derive(Args, Debug)]
 pub struct ExplainArgs {
+    /// The stage to explain.
     pub stage: String,
+    /// Print the explanation as JSON on stdout.
     #[arg(long)]
     pub json: bool,
 }
@@ -156,6 +173,7 @@ pub struct ExplainArgs {
 // `mlp runs`
 #[derive(Args, Debug)]
 pub struct RunsArgs {
+    /// Print the runs as JSON on stdout.
     #[arg(long)]
     pub json: bool,
     /// Show the last N runs.
@@ -169,6 +187,7 @@ pub struct ShowArgs {
     /// A run number, `last` or `baseline`.
     #[arg(default_value = "last")]
     pub run: String,
+    /// Print the run as JSON on stdout.
     #[arg(long)]
     pub json: bool,
 }
@@ -176,11 +195,14 @@ pub struct ShowArgs {
 // `mlp diff`
 #[derive(Args, Debug)]
 pub struct DiffArgs {
+    /// The first run: a number, `last` or `baseline` (default: the baseline).
     pub a: Option<String>,
+    /// The second run (default: the last run).
     pub b: Option<String>,
     /// Also list what is equal.
     #[arg(long)]
     pub all: bool,
+    /// Print the differences as JSON on stdout.
     #[arg(long)]
     pub json: bool,
 }
@@ -188,12 +210,14 @@ pub struct DiffArgs {
 // `mlp promote`
 #[derive(Args, Debug)]
 pub struct PromoteArgs {
+    /// The run to promote: a number or `last`.
     pub run: String,
 }
 
 // `mlp checkout`
 #[derive(Args, Debug)]
 pub struct CheckoutArgs {
+    /// The run whose outputs to restore: a number, `last` or `baseline`.
     pub run: String,
 }
 
@@ -206,6 +230,7 @@ pub struct GcArgs {
     /// Report what would be removed, remove nothing.
     #[arg(short = 'n', long)]
     pub dry_run: bool,
+    /// Print what was (or would be) removed as JSON on stdout.
     #[arg(long)]
     pub json: bool,
 }
@@ -218,6 +243,48 @@ pub struct FmtArgs {
     pub check: bool,
     /// Files to format (default: the pipeline file and what it includes).
     pub files: Vec<PathBuf>,
+}
+
+// `mlp help`
+#[derive(Args, Debug)]
+pub struct HelpArgs {
+    /// The command (and subcommand) to print the help of; none: mlp's.
+    #[arg(value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+// `mlp completions`
+#[derive(Args, Debug)]
+pub struct CompletionsArgs {
+    /// The shell to complete in.
+    #[arg(value_enum)]
+    pub shell: ShellArg,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ShellArg {
+    Bash,
+    Zsh,
+    Fish,
+    Powershell,
+}
+
+// `mlp init`
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// The directory to create the pipeline in (made if missing; default: here).
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// The template: `minimal` (two shell stages) or `quickstart` (data, split, train,
+    /// evaluate with gates, publish; needs python3).
+    #[arg(long, value_enum, default_value_t = Template::Minimal)]
+    pub template: Template,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Template {
+    Minimal,
+    Quickstart,
 }
 
 /// `--executor`.
@@ -243,4 +310,5 @@ pub enum GraphFormat {
     Dot,
     Mermaid,
     Json,
+    Names,
 }

@@ -22,7 +22,9 @@ pub fn reporter(json: bool, verbose: bool) -> Box<dyn Reporter> {
     if json {
         Box::new(Json)
     } else {
-        Box::new(Human::new(!verbose && std::io::stderr().is_terminal()))
+        Box::new(Human::new(
+            !verbose && !crate::quiet() && std::io::stderr().is_terminal(),
+        ))
     }
 }
 
@@ -133,7 +135,7 @@ impl Human {
         self.total = stages;
         self.started = Instant::now();
         if self.bar.is_none() {
-            eprintln!(
+            note!(
                 "run {} : {stages} stage{}",
                 run.trim_start_matches('0'),
                 if stages == 1 { "" } else { "s" }
@@ -144,7 +146,7 @@ impl Human {
     fn stage_started(&mut self, stage: &str) {
         self.running.insert(stage.to_string(), Instant::now());
         if self.bar.is_none() {
-            eprintln!("  > {stage}");
+            note!("  > {stage}");
         }
     }
 
@@ -162,6 +164,8 @@ impl Human {
         let took = human_ms(took_ms);
         match status {
             Status::Fresh => {}
+            _ if crate::quiet()
+                && !matches!(status, Status::Failed { .. } | Status::Interrupted) => {}
             Status::Restored => self.line(&format!("  ↺ {stage} (restored from the cache)")),
             Status::Ran { attempts } if *attempts > 1 => {
                 self.line(&format!("  ✓ {stage} ({took}, {attempts} attempts)"))
@@ -197,7 +201,7 @@ impl Human {
             b.finish_and_clear();
         }
         if ok && self.counts.keys().all(|k| *k == "fresh") {
-            eprintln!(
+            note!(
                 "nothing to do: every stage is up to date ({})",
                 human_ms(elapsed_ms)
             );
@@ -208,6 +212,9 @@ impl Human {
             .iter()
             .map(|(k, v)| format!("{v} {k}"))
             .collect();
+        if ok && crate::quiet() {
+            return;
+        }
         eprintln!(
             "run {} {} in {}: {}",
             run.trim_start_matches('0'),

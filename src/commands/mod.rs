@@ -8,11 +8,14 @@
 
 mod check;
 mod checkout;
+mod completions;
 mod diff;
 mod explain;
 mod fmt;
 mod gc;
 mod graph;
+mod help;
+mod init;
 mod lsp;
 mod promote;
 mod run;
@@ -41,5 +44,8 @@ pub fn dispatch(cli: &Cli) -> ExitStatus {
         Command::Gc(args) => gc::gc(cli, args),
         Command::Fmt(args) => fmt::fmt(cli, args),
         Command::Lsp => lsp::lsp(),
+        Command::Completions(args) => completions::completions(args),
+        Command::Init(args) => init::init(args),
+        Command::Help(args) => help::help(args),
     }
 }

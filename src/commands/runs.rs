@@ -60,7 +60,7 @@ pub fn runs(cli: &Cli, args: &RunsArgs) -> ExitStatus {
         );
     }
     if list.iter().any(|r| r.baseline) {
-        eprintln!("* the baseline");
+        note!("* the baseline");
     }
     ExitStatus::Success
 }

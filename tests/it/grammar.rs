@@ -14,7 +14,11 @@ fn the_textmate_grammar_scopes_the_examples() {
         skip_or_fail("editors/test has no node_modules (run `npm ci` in editors/test)");
         return;
     }
-    let out = match Command::new("node").arg("grammar.test.js").current_dir(&dir).output() {
+    let out = match Command::new("node")
+        .arg("grammar.test.js")
+        .current_dir(&dir)
+        .output()
+    {
         Ok(o) => o,
         Err(e) => {
             skip_or_fail(&format!("cannot run node: {e}"));
@@ -40,8 +44,12 @@ fn the_vscode_extension_registers_mlp_and_starts_the_server() {
     let grammar = &pkg["contributes"]["grammars"][0];
     assert_eq!(grammar["scopeName"], "source.mlp");
     let path = dir.join(grammar["path"].as_str().unwrap());
-    let g: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let g: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     assert_eq!(g["scopeName"], "source.mlp");
     let ext = std::fs::read_to_string(dir.join(pkg["main"].as_str().unwrap())).unwrap();
-    assert!(ext.contains("args: [\"lsp\"]"), "the extension starts `mlp lsp`");
+    assert!(
+        ext.contains("args: [\"lsp\"]"),
+        "the extension starts `mlp lsp`"
+    );
 }

@@ -16,6 +16,7 @@ mod example_churn;
 mod example_llm_rag;
 mod examples;
 mod grammar;
+mod init;
 mod lsp;
 mod processes;
 mod semantics;
