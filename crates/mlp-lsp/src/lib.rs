@@ -94,13 +94,32 @@ pub fn serve(conn: &Connection) -> Result<(), BoxError> {
     let mut s = Server {
         conn,
         world: World::default(),
+        dirty: Vec::new(),
     };
-    for msg in &conn.receiver {
+    loop {
+        // Edits are applied as they come, and checked once no message waits: a burst of
+        // keystrokes costs one check, of the last text.
+        let msg = if s.dirty.is_empty() {
+            match conn.receiver.recv() {
+                Ok(m) => m,
+                Err(_) => return Ok(()),
+            }
+        } else {
+            match conn.receiver.try_recv() {
+                Ok(m) => m,
+                Err(e) if e.is_empty() => {
+                    s.flush()?;
+                    continue;
+                }
+                Err(_) => return Ok(()),
+            }
+        };
         match msg {
             Message::Request(req) => {
                 if conn.handle_shutdown(&req)? {
                     return Ok(());
                 }
+                s.flush()?;
                 let resp = s.request(req);
                 conn.sender.send(Message::Response(resp))?;
             }
@@ -108,12 +127,13 @@ pub fn serve(conn: &Connection) -> Result<(), BoxError> {
             Message::Response(_) => {}
         }
     }
-    Ok(())
 }
 
 struct Server<'c> {
     conn: &'c Connection,
     world: World,
+    /// Files changed since the last check.
+    dirty: Vec<PathBuf>,
 }
 
 fn answer<P: DeserializeOwned, R: Serialize>(req: Request, f: impl FnOnce(P) -> R) -> Response {
@@ -162,7 +182,7 @@ impl Server<'_> {
                     let path = canonical(&path);
                     self.world
                         .open(path.clone(), p.text_document.text, p.text_document.version);
-                    self.recheck(&path)?;
+                    self.dirty.push(path);
                 }
             }
             DidChangeTextDocument::METHOD => {
@@ -175,13 +195,13 @@ impl Server<'_> {
                     let path = canonical(&path);
                     self.world
                         .open(path.clone(), c.text, p.text_document.version);
-                    self.recheck(&path)?;
+                    self.dirty.push(path);
                 }
             }
             DidSaveTextDocument::METHOD => {
                 let p: lsp_types::DidSaveTextDocumentParams = serde_json::from_value(n.params)?;
                 if let Some(path) = uri::to_path(&p.text_document.uri) {
-                    self.recheck(&canonical(&path))?;
+                    self.dirty.push(canonical(&path));
                 }
             }
             DidCloseTextDocument::METHOD => {
@@ -189,14 +209,14 @@ impl Server<'_> {
                 if let Some(path) = uri::to_path(&p.text_document.uri) {
                     let path = canonical(&path);
                     self.world.close(&path);
-                    self.recheck(&path)?;
+                    self.dirty.push(path);
                 }
             }
             DidChangeWatchedFiles::METHOD => {
                 let p: lsp_types::DidChangeWatchedFilesParams = serde_json::from_value(n.params)?;
                 for c in p.changes {
                     if let Some(path) = uri::to_path(&c.uri) {
-                        self.recheck(&canonical(&path))?;
+                        self.dirty.push(canonical(&path));
                     }
                 }
             }
@@ -205,10 +225,19 @@ impl Server<'_> {
         Ok(())
     }
 
-    /// Check every pipeline that reads `path`, and publish the diagnostics that changed.
-    fn recheck(&mut self, path: &std::path::Path) -> Result<(), BoxError> {
+    /// Check every pipeline that reads a changed file (once each), and publish the
+    /// diagnostics of every file those checks read.
+    fn flush(&mut self) -> Result<(), BoxError> {
+        let mut roots: Vec<PathBuf> = Vec::new();
+        for path in std::mem::take(&mut self.dirty) {
+            for r in self.world.roots_of(&path) {
+                if !roots.contains(&r) {
+                    roots.push(r);
+                }
+            }
+        }
         let mut touched: Vec<PathBuf> = Vec::new();
-        for root in self.world.roots_of(path) {
+        for root in roots {
             touched.extend(self.world.check(&root));
         }
         touched.sort();

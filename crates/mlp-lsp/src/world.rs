@@ -20,9 +20,21 @@ use crate::uri;
 pub struct Doc {
     pub text: Arc<String>,
     pub version: i32,
-    /// Its syntax tree, from its text or, while it does not parse, from its last text that
-    /// did (completion and navigation keep working while the user types).
-    pub ast: Option<Arc<ast::File>>,
+    /// Its syntax tree, parsed when first asked for (a keystroke needs only the check).
+    parsed: OnceLock<Option<Arc<ast::File>>>,
+    /// The tree of its last text that parsed: completion and navigation keep working while
+    /// the user types.
+    last_good: Option<Arc<ast::File>>,
+}
+
+impl Doc {
+    /// Its syntax tree, or the last one that parsed.
+    pub fn ast(&self) -> Option<Arc<ast::File>> {
+        let parsed = self
+            .parsed
+            .get_or_init(|| mlp_syntax::parse(&self.text).ok().map(Arc::new));
+        parsed.clone().or_else(|| self.last_good.clone())
+    }
 }
 
 /// One source a pipeline was planned from.
@@ -86,14 +98,22 @@ pub fn canonical(p: &Path) -> PathBuf {
 
 impl World {
     pub fn open(&mut self, path: PathBuf, text: String, version: i32) {
-        let ast = mlp_syntax::parse(&text).ok().map(Arc::new);
-        let old = self.docs.get(&path).and_then(|d| d.ast.clone());
+        // The last good tree: the old text's if it was parsed and parses, else its own.
+        let last_good = self.docs.get(&path).and_then(|d| match d.parsed.get() {
+            Some(Some(t)) => Some(t.clone()),
+            _ => d.last_good.clone(),
+        });
+        let parsed = OnceLock::new();
+        if !is_mlp(&path) {
+            let _ = parsed.set(None);
+        }
         self.docs.insert(
             path,
             Doc {
                 text: Arc::new(text),
                 version,
-                ast: ast.or(old),
+                parsed,
+                last_good,
             },
         );
     }
@@ -183,7 +203,9 @@ impl World {
                     items: Vec::new(),
                 };
                 let plan = Arc::new(plan);
-                self.good.insert(root.to_path_buf(), plan.clone());
+                if let Some(prev) = self.good.insert(root.to_path_buf(), plan.clone()) {
+                    std::thread::spawn(move || drop(prev));
+                }
                 (Some(plan), d)
             }
             Err(d) => (None, d),
@@ -205,7 +227,7 @@ impl World {
         if let Some(old) = self.roots.get(&root.to_path_buf()) {
             touched.extend(old.sources.iter().map(|s| s.path.clone()));
         }
-        self.roots.insert(
+        let old = self.roots.insert(
             root.to_path_buf(),
             Root {
                 path: root.to_path_buf(),
@@ -214,6 +236,10 @@ impl World {
                 diags: by_file,
             },
         );
+        // Freeing a big plan piece by piece takes milliseconds the editor would wait for.
+        if let Some(old) = old {
+            std::thread::spawn(move || drop(old));
+        }
         touched.into_iter().collect()
     }
 
@@ -246,7 +272,7 @@ impl World {
     /// The syntax tree of a file: the open document's, else the pipeline's copy.
     pub fn ast(&self, path: &Path) -> Option<Arc<ast::File>> {
         if let Some(d) = self.docs.get(path) {
-            return d.ast.clone();
+            return d.ast();
         }
         self.root_of(path)?.source(path)?.ast().cloned()
     }
