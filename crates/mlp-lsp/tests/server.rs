@@ -568,3 +568,34 @@ fn formatting_outline_folding_and_tokens() {
     // `pipeline` on line 1 is a keyword (type 0).
     assert_eq!(&data[5..9], &[1, 0, 8, 0]);
 }
+
+#[test]
+fn a_burst_of_edits_ends_with_the_last_texts_diagnostics_and_close_reverts_to_disk() {
+    let c = Client::new();
+    c.open("pipeline.mlp", PIPELINE);
+    assert!(c.diagnostics("pipeline.mlp").is_empty());
+    for v in 2..7 {
+        let bad = PIPELINE.replace("prep.clean", &format!("prep{v}.clean"));
+        c.change("pipeline.mlp", v, &bad);
+    }
+    // Whatever was checked in between, the last version's diagnostics come, and name it.
+    let last = loop {
+        if let Message::Notification(n) = c.recv()
+            && n.method == "textDocument/publishDiagnostics"
+            && n.params["uri"] == c.uri("pipeline.mlp").as_str()
+            && n.params["version"] == 6
+        {
+            break n.params["diagnostics"].as_array().unwrap().clone();
+        }
+    };
+    assert!(
+        last[0]["message"].as_str().unwrap().contains("prep6"),
+        "{last:?}"
+    );
+    // Closed without saving: the file on disk is what counts again.
+    c.notify(
+        "textDocument/didClose",
+        json!({"textDocument": {"uri": c.uri("pipeline.mlp")}}),
+    );
+    assert!(c.diagnostics("pipeline.mlp").is_empty());
+}
