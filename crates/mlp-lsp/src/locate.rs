@@ -239,6 +239,18 @@ impl<'a> Visitor<'_, 'a> {
                 }
             }
             "in" => {}
+            // `baseline.eval.auc`: the stage's own metrics `eval`, in the promoted run.
+            "baseline" if !own.is_empty() => {
+                if let Some((f, sp)) = first
+                    && own.contains(&f)
+                {
+                    let sym = Sym::Output {
+                        stage: me.to_string(),
+                        name: f,
+                    };
+                    self.push(sym, sp, false);
+                }
+            }
             "out" | "metrics" if own.is_empty() => {
                 if let Some((f, sp)) = first {
                     let sym = Sym::Output {

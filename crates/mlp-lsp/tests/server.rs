@@ -29,6 +29,7 @@ stage train {
   metrics scores = "scores.json"
   run     "python train.py ${in[0]} ${out.model} ${metrics.scores}"
   check   scores.auc > 0.5 && params.train.lr < 1 "too low"
+  gate    scores.auc >= baseline.scores.auc - 0.1
 }
 "#;
 
