@@ -174,3 +174,20 @@ fn quiet_prints_only_errors_and_what_was_asked() {
     let out = ws.mlp(&["run", "-q"]).failure(1);
     assert!(out.stderr().contains("a failed"), "{}", out.stderr());
 }
+
+/// The examples and the templates `mlp init` writes are in `mlp fmt`'s layout.
+#[test]
+fn the_examples_and_templates_are_formatted() {
+    let root = crate::common::root();
+    for dir in [
+        "examples/quickstart",
+        "examples/churn",
+        "examples/llm-rag",
+        "templates/minimal",
+    ] {
+        let out = Mlp::new(&["fmt", "--check"])
+            .current_dir(root.join(dir))
+            .run();
+        assert_eq!(out.code(), 0, "{dir}: {}{}", out.stdout(), out.stderr());
+    }
+}
