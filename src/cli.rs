@@ -11,12 +11,17 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     version,
     about = "A declarative DAG engine for machine-learning pipelines",
     long_about = None,
-    propagate_version = true
+    propagate_version = true,
+    disable_help_subcommand = true
 )]
 pub struct Cli {
     /// The pipeline file (default: `pipeline.mlp`, searched upward from here).
     #[arg(short = 'f', long = "file", global = true, value_name = "FILE")]
     pub file: Option<PathBuf>,
+
+    /// Print only errors and what the command is asked for (no progress, no summaries).
+    #[arg(short = 'q', long = "quiet", global = true)]
+    pub quiet: bool,
 
     #[command(subcommand)]
     pub command: Command,
@@ -60,6 +65,15 @@ pub enum Command {
     /// One self-contained HTML page (or Markdown with SVG files) of the runs: tables,
     /// metrics over runs, params against metrics, the last run's timeline and the DAG.
     Report(ReportArgs),
+    /// Serve the Language Server Protocol on stdin/stdout, for editors (see the book's
+    /// "Editors" page).
+    Lsp,
+    /// Print a shell completion script (bash, zsh, fish or powershell).
+    Completions(CompletionsArgs),
+    /// Make a new pipeline from a template: `pipeline.mlp`, `params.yaml`, `.gitignore`.
+    Init(InitArgs),
+    /// Print the help of mlp, or of a command (`mlp help run`).
+    Help(HelpArgs),
 }
 
 // `mlp check`
@@ -76,6 +90,8 @@ pub struct CheckArgs {
 // `mlp graph`
 #[derive(Args, Debug)]
 pub struct GraphArgs {
+    /// How to print it: `ascii` (default), `dot`, `mermaid`, `json`, or `names` (one stage
+    /// name per line).
     #[arg(long, value_enum, default_value_t = GraphFormat::Ascii)]
     pub format: GraphFormat,
 }
@@ -123,6 +139,7 @@ pub struct RunArgs {
 pub struct WatchArgs {
     /// Stages to keep up to date (with what they need); default: all.
     pub stages: Vec<String>,
+    /// Run at most N stages at once (default: the number of CPUs).
     #[arg(short = 'j', long = "jobs", value_name = "N")]
     pub jobs: Option<usize>,
     /// Override a param (`--set train.lr=0.05`); may be repeated.
@@ -146,6 +163,7 @@ pub struct WatchArgs {
 // `mlp status`
 #[derive(Args, Debug)]
 pub struct StatusArgs {
+    /// Print every stage's state as JSON on stdout.
     #[arg(long)]
     pub json: bool,
 }
@@ -153,7 +171,9 @@ pub struct StatusArgs {
 // `mlp explain`
 #[derive(Args, Debug)]
 pub struct ExplainArgs {
+    /// The stage to explain.
     pub stage: String,
+    /// Print the explanation as JSON on stdout.
     #[arg(long)]
     pub json: bool,
 }
@@ -192,6 +212,7 @@ pub struct ShowArgs {
     /// A run number, `last` or `baseline`.
     #[arg(default_value = "last")]
     pub run: String,
+    /// Print the run as JSON on stdout.
     #[arg(long)]
     pub json: bool,
 }
@@ -215,12 +236,14 @@ pub struct DiffArgs {
 // `mlp promote`
 #[derive(Args, Debug)]
 pub struct PromoteArgs {
+    /// The run to promote: a number or `last`.
     pub run: String,
 }
 
 // `mlp checkout`
 #[derive(Args, Debug)]
 pub struct CheckoutArgs {
+    /// The run whose outputs to restore: a number, `last` or `baseline`.
     pub run: String,
 }
 
@@ -233,6 +256,7 @@ pub struct GcArgs {
     /// Report what would be removed, remove nothing.
     #[arg(short = 'n', long)]
     pub dry_run: bool,
+    /// Print what was (or would be) removed as JSON on stdout.
     #[arg(long)]
     pub json: bool,
 }
@@ -293,6 +317,48 @@ pub enum ReportFormat {
     Md,
 }
 
+// `mlp help`
+#[derive(Args, Debug)]
+pub struct HelpArgs {
+    /// The command (and subcommand) to print the help of; none: mlp's.
+    #[arg(value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+// `mlp completions`
+#[derive(Args, Debug)]
+pub struct CompletionsArgs {
+    /// The shell to complete in.
+    #[arg(value_enum)]
+    pub shell: ShellArg,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ShellArg {
+    Bash,
+    Zsh,
+    Fish,
+    Powershell,
+}
+
+// `mlp init`
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// The directory to create the pipeline in (made if missing; default: here).
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// The template: `minimal` (two shell stages) or `quickstart` (data, split, train,
+    /// evaluate with gates, publish; needs python3).
+    #[arg(long, value_enum, default_value_t = Template::Minimal)]
+    pub template: Template,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Template {
+    Minimal,
+    Quickstart,
+}
+
 /// `--executor`.
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum ExecutorArg {
@@ -316,4 +382,5 @@ pub enum GraphFormat {
     Dot,
     Mermaid,
     Json,
+    Names,
 }

@@ -28,8 +28,8 @@ pub fn load(
         .ok()
         .and_then(|f| mlp_plan::load(&f, &Options::default()).ok());
     if pipeline.is_none() && warn {
-        eprintln!(
-            "mlp: warning: the pipeline does not load (`mlp check` says why): the report has no gate thresholds and no DAG"
+        exit::warning(
+            "the pipeline does not load (`mlp check` says why): the report has no gate thresholds and no DAG",
         );
     }
     let name = records

@@ -24,6 +24,23 @@ macro_rules! out {
     }};
 }
 
+/// `eprintln!` for what is neither asked for nor an error (progress, summaries, hints):
+/// silent under `-q/--quiet`.
+macro_rules! note {
+    ($($t:tt)*) => {{
+        if !crate::quiet() {
+            eprintln!($($t)*);
+        }
+    }};
+}
+
+/// `-q/--quiet` was given: only errors, and what a command prints on stdout.
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub(crate) fn quiet() -> bool {
+    QUIET.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// The syntax tree and the plan are many small allocations: mimalloc makes planning a
 /// 10,000-stage pipeline markedly cheaper than glibc's malloc (see bench/plan.sh).
 #[global_allocator]
@@ -45,5 +62,6 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    QUIET.store(cli.quiet, std::sync::atomic::Ordering::Relaxed);
     commands::dispatch(&cli).into()
 }

@@ -69,7 +69,14 @@ pub fn sets_and_file(
 /// Load and validate, printing diagnostics on failure.
 pub fn load(cli: &Cli, overrides: Vec<(String, String)>, json: bool) -> Result<Plan, ExitStatus> {
     let file = find_or_fail(cli)?;
-    mlp_plan::load(&file, &Options { overrides }).map_err(|d| {
+    mlp_plan::load(
+        &file,
+        &Options {
+            overrides,
+            ..Options::default()
+        },
+    )
+    .map_err(|d| {
         diagnostics::report(&d, json);
         ExitStatus::Failure
     })

@@ -25,7 +25,7 @@ pub fn reporter(json: bool, verbose: bool) -> Box<dyn Reporter> {
         Box::new(Json)
     } else {
         let term = std::env::var("TERM").unwrap_or_default();
-        let live = !verbose && std::io::stderr().is_terminal() && term != "dumb";
+        let live = !verbose && !crate::quiet() && std::io::stderr().is_terminal() && term != "dumb";
         let colour = live && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
         Box::new(Human::new(live, colour))
     }
@@ -198,7 +198,7 @@ impl Human {
             l.started = Some(Instant::now());
         });
         if self.bar.is_none() {
-            eprintln!(
+            note!(
                 "run {run} : {stages} stage{}",
                 if stages == 1 { "" } else { "s" }
             );
@@ -210,7 +210,7 @@ impl Human {
             l.running.insert(stage.to_string(), Instant::now());
         });
         if self.bar.is_none() {
-            eprintln!("  > {stage}");
+            note!("  > {stage}");
         }
     }
 
@@ -230,6 +230,8 @@ impl Human {
         let took = human_ms(took_ms);
         match status {
             Status::Fresh => {}
+            _ if crate::quiet()
+                && !matches!(status, Status::Failed { .. } | Status::Interrupted) => {}
             Status::Restored => self.line(&format!("  ↺ {stage} (restored from the cache)")),
             Status::Ran { attempts } if *attempts > 1 => self.line(&format!(
                 "  {} {stage} ({took}, {attempts} attempts)",
@@ -270,7 +272,7 @@ impl Human {
             b.finish_and_clear();
         }
         if ok && self.counts.keys().all(|k| *k == "fresh") {
-            eprintln!(
+            note!(
                 "nothing to do: every stage is up to date ({})",
                 human_ms(elapsed_ms)
             );
@@ -281,6 +283,9 @@ impl Human {
             .iter()
             .map(|(k, v)| format!("{v} {k}"))
             .collect();
+        if ok && crate::quiet() {
+            return;
+        }
         eprintln!(
             "run {run} {} in {}: {}",
             if ok { "succeeded" } else { "FAILED" },

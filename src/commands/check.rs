@@ -18,7 +18,7 @@ pub fn check(cli: &Cli, args: &CheckArgs) -> ExitStatus {
                     serde_json::json!({"errors": [], "pipeline": p.name, "stages": p.stages.len()})
                 );
             } else {
-                eprintln!(
+                note!(
                     "ok: pipeline `{}`, {} stage{}",
                     p.name,
                     p.stages.len(),

@@ -14,9 +14,9 @@ pub fn checkout(cli: &Cli, args: &CheckoutArgs) -> ExitStatus {
     match history::checkout(&ws, &args.run) {
         Ok(r) => {
             for p in &r.restored {
-                eprintln!("  restored {p}");
+                note!("  restored {p}");
             }
-            eprintln!(
+            note!(
                 "checked out run {}: {} output{} restored, {} already as recorded",
                 r.run,
                 r.restored.len(),

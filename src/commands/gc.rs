@@ -14,7 +14,7 @@ pub fn gc(cli: &Cli, args: &GcArgs) -> ExitStatus {
         Err(status) => return status,
     };
     if !ws.store_path().exists() {
-        eprintln!("nothing to collect: this workspace has never run");
+        note!("nothing to collect: this workspace has never run");
         return ExitStatus::Success;
     }
     match inspect::gc(&ws, args.keep, &HashSet::new(), args.dry_run) {
@@ -22,7 +22,7 @@ pub fn gc(cli: &Cli, args: &GcArgs) -> ExitStatus {
             if args.json {
                 outln!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
             } else {
-                eprintln!(
+                note!(
                     "{}{} object{} ({} MiB), {} run-cache record{}; {} object{} kept",
                     if args.dry_run {
                         "would remove "

@@ -14,6 +14,7 @@ pub fn graph(cli: &Cli, args: &GraphArgs) -> ExitStatus {
         GraphFormat::Ascii => mlp_plan::graph::ascii(p),
         GraphFormat::Dot => mlp_plan::graph::dot(p),
         GraphFormat::Mermaid => mlp_plan::graph::mermaid(p),
+        GraphFormat::Names => p.stages.iter().map(|s| format!("{}\n", s.name)).collect(),
         GraphFormat::Json => format!(
             "{}\n",
             serde_json::to_string_pretty(&mlp_plan::graph::json(p)).unwrap_or_default()

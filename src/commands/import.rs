@@ -64,7 +64,7 @@ pub fn dvc(args: &ImportDvcArgs) -> ExitStatus {
         return ExitStatus::Failure.error(format!("cannot write {}: {e}", target.display()));
     }
     let n = import.stages.len();
-    eprintln!(
+    note!(
         "imported {n} DVC stage{} into {}",
         if n == 1 { "" } else { "s" },
         if to_stdout {
@@ -74,10 +74,10 @@ pub fn dvc(args: &ImportDvcArgs) -> ExitStatus {
         }
     );
     for (dvc, mlp) in &import.stages {
-        eprintln!("  stage {dvc} -> {mlp}");
+        note!("  stage {dvc} -> {mlp}");
     }
     for note in &import.notes {
-        eprintln!("  {note}");
+        note!("  {note}");
     }
     for w in &import.warnings {
         eprintln!("warning: {w}");

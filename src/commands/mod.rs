@@ -9,12 +9,16 @@
 
 mod check;
 mod checkout;
+mod completions;
 mod diff;
 mod explain;
 mod fmt;
 mod gc;
 mod graph;
+mod help;
 mod import;
+mod init;
+mod lsp;
 mod promote;
 mod report;
 mod run;
@@ -44,5 +48,9 @@ pub fn dispatch(cli: &Cli) -> ExitStatus {
         Command::Fmt(args) => fmt::fmt(cli, args),
         Command::Import(crate::cli::ImportCommand::Dvc(args)) => import::dvc(args),
         Command::Report(args) => report::report(cli, args),
+        Command::Lsp => lsp::lsp(),
+        Command::Completions(args) => completions::completions(args),
+        Command::Init(args) => init::init(args),
+        Command::Help(args) => help::help(args),
     }
 }

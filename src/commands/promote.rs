@@ -13,7 +13,7 @@ pub fn promote(cli: &Cli, args: &PromoteArgs) -> ExitStatus {
     };
     match history::promote(&ws, &args.run) {
         Ok(id) => {
-            eprintln!("run {id} is now the baseline");
+            note!("run {id} is now the baseline");
             ExitStatus::Success
         }
         Err(e) => exit::engine_error(e),

@@ -72,7 +72,7 @@ pub fn report(cli: &Cli, args: &ReportArgs) -> ExitStatus {
     } else {
         format!(", {} charts beside it", files.len())
     };
-    eprintln!(
+    note!(
         "wrote `{}` ({} runs, {} KB{charts})",
         out.display(),
         report.runs.len(),

@@ -37,7 +37,7 @@ pub fn run(cli: &Cli, a: &RunArgs) -> ExitStatus {
                 serde_json::json!({"event": "finish", "run": null, "ok": true, "nothing_to_do": true, "elapsed_ms": t0.elapsed().as_millis() as u64})
             );
         } else {
-            eprintln!(
+            note!(
                 "nothing to do: every stage is up to date ({})",
                 run::human_ms(t0.elapsed().as_millis() as u64)
             );

@@ -81,9 +81,11 @@ pub fn runs(cli: &Cli, args: &RunsArgs) -> ExitStatus {
         return ExitStatus::Success;
     }
     out!("{}", mlp_report::runs_table(&report));
-    eprint!("{}", mlp_report::notes(&report));
+    if !crate::quiet() {
+        eprint!("{}", mlp_report::notes(&report));
+    }
     if more > 0 {
-        eprintln!(
+        note!(
             "({} the checks read: `--metrics KEYS` shows others)",
             plural(more, "more metric")
         );
@@ -101,7 +103,7 @@ pub fn runs(cli: &Cli, args: &RunsArgs) -> ExitStatus {
         })
         .collect();
     for w in unknown {
-        eprintln!("mlp: warning: no run shown has a metric `{w}`");
+        exit::warning(format!("no run shown has a metric `{w}`"));
     }
     ExitStatus::Success
 }
@@ -162,7 +164,7 @@ fn export(cli: &Cli, args: &RunsArgs, store: &SledStore) -> ExitStatus {
     match &report.error {
         None => {
             if !args.json {
-                eprintln!(
+                note!(
                     "exported {} run(s) to experiment `{}` at {} in {}",
                     report.exported.len(),
                     target.experiment,

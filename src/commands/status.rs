@@ -34,6 +34,6 @@ pub fn status(cli: &Cli, args: &StatusArgs) -> ExitStatus {
         outln!("{:width$}  {}{detail}", s.stage, s.state.label());
     }
     let fresh = states.iter().filter(|s| s.state == State::Fresh).count();
-    eprintln!("{fresh} of {} fresh", plural(states.len(), "stage"));
+    note!("{fresh} of {} fresh", plural(states.len(), "stage"));
     ExitStatus::Success
 }

@@ -61,7 +61,7 @@ impl mlp_watch::Ui for WatchUi {
         }
         match e {
             W::Watching { dirs, stages } => {
-                eprintln!(
+                note!(
                     "watching {} ({}); Ctrl-C to stop",
                     plural(*stages, "stage"),
                     plural(*dirs, "directory").replace("directorys", "directories")
@@ -74,18 +74,18 @@ impl mlp_watch::Ui for WatchUi {
                 } else {
                     String::new()
                 };
-                eprintln!("── changed: {}{more}", shown.join(", "));
+                note!("── changed: {}{more}", shown.join(", "));
             }
             W::Restart { stage } => {
-                eprintln!("  ↻ {stage}: its inputs changed while it ran; stopped, it runs again")
+                note!("  ↻ {stage}: its inputs changed while it ran; stopped, it runs again")
             }
-            W::Timer { stages } => eprintln!("── `every` expired: {}", stages.join(", ")),
+            W::Timer { stages } => note!("── `every` expired: {}", stages.join(", ")),
             W::PlanError { errors } => eprintln!(
                 "the pipeline has {errors} error{}; watching until it is fixed",
                 if *errors == 1 { "" } else { "s" }
             ),
             W::RunError { message } => exit::command_error("watch", message),
-            W::Stopped => eprintln!("stopped"),
+            W::Stopped => note!("stopped"),
         }
     }
 }

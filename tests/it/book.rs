@@ -369,7 +369,7 @@ fn cli_reference_documents_every_command_and_option() {
         }
         for (short, long) in options(cmd) {
             // Options clap gives every command are documented once, globally.
-            let place = if ["--help", "--version", "--file"].contains(&long.as_str()) {
+            let place = if ["--help", "--version", "--file", "--quiet"].contains(&long.as_str()) {
                 &global
             } else {
                 section

@@ -6,14 +6,7 @@ use mlp_plan::Pipeline;
 
 /// Plan `text` as `pipeline.mlp` in `dir`; a diagnostic fails the test.
 pub fn plan_in(dir: &Path, text: &str) -> Pipeline {
-    mlp_plan::load_str(
-        "pipeline.mlp",
-        text,
-        dir,
-        &mlp_plan::Options {
-            overrides: Vec::new(),
-        },
-    )
-    .unwrap_or_else(|d| panic!("{d:?}"))
-    .pipeline
+    mlp_plan::load_str("pipeline.mlp", text, dir, &mlp_plan::Options::default())
+        .unwrap_or_else(|d| panic!("{d:?}"))
+        .pipeline
 }

@@ -301,6 +301,7 @@ pub fn watch(opts: WatchOptions, ui: &dyn Ui) -> u8 {
                     &opts.file,
                     &Options {
                         overrides: run_opts.overrides.clone(),
+                        ..Options::default()
                     },
                 ) {
                     Ok(p) => {

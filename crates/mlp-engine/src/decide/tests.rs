@@ -23,12 +23,7 @@ impl Ws {
     /// The pipeline edited to `text` (same workspace).
     fn replan(&mut self, text: &str) {
         self.write("pipeline.mlp", text);
-        let o = mlp_plan::Options {
-            overrides: Vec::new(),
-        };
-        self.p = mlp_plan::load_str("pipeline.mlp", text, self.dir.path(), &o)
-            .unwrap_or_else(|d| panic!("{d:?}"))
-            .pipeline;
+        self.p = crate::testing::plan_in(self.dir.path(), text);
     }
 
     fn root(&self) -> PathBuf {

@@ -44,6 +44,9 @@ mod tracking;
 pub struct Options {
     /// `--set key=value` overrides, in order.
     pub overrides: Vec<(String, String)>,
+    /// Texts that stand in for files on disk (an editor's unsaved buffers), by path as
+    /// `std::fs::canonicalize` gives it (or as given when the file does not exist).
+    pub overlay: BTreeMap<PathBuf, std::sync::Arc<String>>,
 }
 
 /// A planned pipeline and what it was planned from.
@@ -69,6 +72,7 @@ pub fn load(path: &Path, opts: &Options) -> Result<Plan, Diagnostics> {
         .unwrap_or(Path::new("."))
         .to_path_buf();
     let mut l = Lowerer::new(root.clone());
+    l.overlay = opts.overlay.clone();
     let display = path.display().to_string();
     let file_name = path
         .file_name()
@@ -93,6 +97,7 @@ pub fn load(path: &Path, opts: &Options) -> Result<Plan, Diagnostics> {
 /// files are read relative to `root`.
 pub fn load_str(name: &str, text: &str, root: &Path, opts: &Options) -> Result<Plan, Diagnostics> {
     let mut l = Lowerer::new(root.to_path_buf());
+    l.overlay = opts.overlay.clone();
     let id = l.sources.add(name.to_string(), text.to_string());
     l.rel_names.push(name.to_string());
     let parsed = match mlp_syntax::parse(text) {
@@ -139,6 +144,8 @@ struct Lowerer {
     reported: RefCell<HashSet<(&'static str, usize, Span)>>,
     /// A params file could not be read: unknown-key errors would only follow from that.
     params_failed: bool,
+    /// Unsaved texts read instead of the files (`Options::overlay`).
+    overlay: BTreeMap<PathBuf, std::sync::Arc<String>>,
 
     // Filled by `items`.
     params: BTreeMap<String, Value>,
@@ -208,6 +215,7 @@ impl Lowerer {
             diags: RefCell::default(),
             reported: RefCell::default(),
             params_failed: false,
+            overlay: BTreeMap::new(),
             params: BTreeMap::new(),
             env: BTreeMap::new(),
             executor: Executor::default(),
@@ -234,6 +242,17 @@ impl Lowerer {
             return;
         }
         self.diags.borrow_mut().push(d);
+    }
+
+    /// A file's bytes: the overlay's text when it holds one, else the file on disk.
+    fn read_file(&self, path: &Path) -> std::io::Result<Vec<u8>> {
+        if !self.overlay.is_empty() {
+            let key = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+            if let Some(t) = self.overlay.get(&key) {
+                return Ok(t.as_bytes().to_vec());
+            }
+        }
+        std::fs::read(path)
     }
 
     /// How many diagnostics so far.

@@ -42,7 +42,7 @@ impl Lowerer {
         rel: String,
         from: Option<(usize, Span)>,
     ) -> Option<(usize, ast::File)> {
-        let bytes = match std::fs::read(path) {
+        let bytes = match self.read_file(path) {
             Ok(b) => b,
             Err(e) => {
                 let d = match from {
@@ -173,7 +173,7 @@ impl Lowerer {
         let failed_before = std::mem::replace(&mut self.params_failed, true);
         let full = self.root.join(rel);
         let display = self.display_of(&full);
-        let text = match std::fs::read(&full).map(String::from_utf8) {
+        let text = match self.read_file(&full).map(String::from_utf8) {
             Ok(Ok(t)) => t,
             Ok(Err(_)) => {
                 self.err(
