@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Instructions the mlp process itself executes (valgrind's callgrind; child processes are
-# not counted), for two or more builds side by side. Unlike seconds, the count does not move
-# with the machine's load, so it compares builds on a busy machine.
+# Instructions mlp's main thread executes (valgrind's callgrind, --separate-threads; child
+# processes are not counted), for two or more builds side by side. Unlike seconds, the count
+# does not move with the machine's load, so it compares builds on a busy machine. The main
+# thread parses, plans, decides (with rayon) and coordinates; the other threads are
+# excluded because sled's background flusher does work in proportion to how long the
+# process lives, not to what it was asked (it made whole-process counts vary up to 4x).
 #
 # usage: bench/instructions.sh MLP... [-- SHAPES SIZES]
 #   e.g. bench/instructions.sh /tmp/mlp-before target/release/mlp -- "chain wide" "1000"
@@ -11,8 +14,8 @@
 #   noop    a rerun with nothing to do (the snapshot path)
 #   one     a rerun after deleting the output of stage N/2 (restore + early cutoff)
 # Prints a markdown table of millions of instructions, and each build's ratio to the first.
-# Threads make a run's count vary a little (sled's flusher, worker hand-offs: about ±5% at
-# N=100, less at N=1000), so cold and one are the median of REPS runs (default 3).
+# Waits for workers make the main thread's count vary a little, so cold and one are the
+# median of REPS runs (default 3).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 BINS=()
@@ -29,10 +32,10 @@ mkdir -p "$WORK"
 # Millions of instructions of one command run in the current directory.
 count() {
   local out=$WORK/cg.out
-  rm -f "$out"
-  valgrind --tool=callgrind --callgrind-out-file="$out" --trace-children=no "$@" \
-    >/dev/null 2>"$WORK/cg.err" || { echo "fail"; return; }
-  awk '/^summary:/ {printf "%.1f", $2 / 1e6}' "$out"
+  rm -f "$out"*
+  valgrind --tool=callgrind --callgrind-out-file="$out" --separate-threads=yes \
+    --trace-children=no "$@" >/dev/null 2>"$WORK/cg.err" || { echo "fail"; return; }
+  awk '/^summary:/ {printf "%.1f", $2 / 1e6}' "$out-01"
 }
 
 echo "| build | shape | N | check Minstr | cold Minstr | noop Minstr | one Minstr |"
