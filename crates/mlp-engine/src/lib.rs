@@ -18,6 +18,7 @@ mod outputs;
 mod queue;
 mod record;
 pub mod run;
+pub mod ray;
 pub mod slurm;
 pub mod snapshot;
 mod state;

@@ -76,10 +76,11 @@ codes! {
     EmptyInput = "E0133", "Empty input path.";
     ZeroDuration = "E0134", "`every`, `timeout` or an executor's `time` with a zero duration.";
     AlwaysAndFrozen = "E0135", "A stage is both `always` and `frozen`.";
-    UnknownExecutor = "E0136", "Unknown executor (not `local` or `slurm`).";
+    UnknownExecutor = "E0136", "Unknown executor (not `local`, `slurm` or `ray`).";
     UnknownSetting = "E0137", "Unknown executor setting, or a setting for `executor local`.";
     SettingType = "E0138", "An executor setting of the wrong type.";
     DuplicateExecutor = "E0139", "Two `executor` items at the top of the pipeline, or a setting given twice.";
+    RaySetting = "E0140", "A malformed value of an `executor ray` setting.";
 }
 
 impl Code {
