@@ -229,11 +229,12 @@ impl Submission {
         {
             let api = Client { base: &f.address };
             let known = api.job(&f.submission_id);
-            let usable = known.as_ref().ok().and_then(Option::as_ref).is_some_and(|j| {
-                !matches!(j.status.as_str(), "FAILED" | "STOPPED")
-            });
-            if usable && f.identity == self.identity && f.command == command && f.address == base
-            {
+            let usable = known
+                .as_ref()
+                .ok()
+                .and_then(Option::as_ref)
+                .is_some_and(|j| !matches!(j.status.as_str(), "FAILED" | "STOPPED"));
+            if usable && f.identity == self.identity && f.command == command && f.address == base {
                 attached = Some(f);
             } else {
                 // A job for other inputs (or one that failed while nobody waited): it must
@@ -298,7 +299,11 @@ impl Submission {
     /// The body of `POST /api/jobs/`.
     fn body(&self, sid: &str, job: &Job, root: &Path) -> io::Result<Value> {
         let mut env = Map::new();
-        for (k, v) in job.env.iter().chain(self.settings.env_vars.iter().flatten()) {
+        for (k, v) in job
+            .env
+            .iter()
+            .chain(self.settings.env_vars.iter().flatten())
+        {
             env.insert(k.clone(), Value::String(v.clone()));
         }
         // The command goes through the environment, so the entrypoint is one line whatever

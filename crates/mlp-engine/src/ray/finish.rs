@@ -91,7 +91,11 @@ impl Submission {
                                 "ray job {sid} was still PENDING after `pending_timeout` ({}): the cluster at {} did not give it {}",
                                 human_ms(ms),
                                 api.base,
-                                self.asked().iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
+                                self.asked()
+                                    .iter()
+                                    .map(|(k, v)| format!("{k}={v}"))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
                             ));
                             let _ = api.stop(sid);
                             stopped_at = Some(Instant::now());
@@ -188,7 +192,11 @@ impl Submission {
                     .map(|(k, v)| format!("{k}={}", show_amount(k, *v)))
                     .collect::<Vec<_>>()
                     .join(", ");
-                format!("{} ({}): {r}", &n.node_id[..n.node_id.len().min(12)], n.node_ip)
+                format!(
+                    "{} ({}): {r}",
+                    &n.node_id[..n.node_id.len().min(12)],
+                    n.node_ip
+                )
             })
             .collect::<Vec<_>>()
             .join("; ");
@@ -319,8 +327,11 @@ fn ray_line(line: &str) -> bool {
         19 => *c == b',',
         _ => c.is_ascii_digit(),
     });
-    stamp && b[23] == b'\t' && line[24..].split_once(" -- ").is_some_and(|(head, _)| {
-        head.split_once(' ')
-            .is_some_and(|(level, at)| level.chars().all(|c| c.is_ascii_uppercase()) && at.contains(".py:"))
-    })
+    stamp
+        && b[23] == b'\t'
+        && line[24..].split_once(" -- ").is_some_and(|(head, _)| {
+            head.split_once(' ').is_some_and(|(level, at)| {
+                level.chars().all(|c| c.is_ascii_uppercase()) && at.contains(".py:")
+            })
+        })
 }

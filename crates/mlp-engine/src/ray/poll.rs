@@ -20,7 +20,10 @@ pub(crate) enum Seen {
     /// Missing from two lists in a row: the cluster does not know it (any more).
     Gone,
     /// The cluster has not answered since `since`: the last error.
-    Unreachable { since: Instant, error: String },
+    Unreachable {
+        since: Instant,
+        error: String,
+    },
 }
 
 /// A job: the dashboard's base URL and the submission id.
@@ -95,11 +98,14 @@ impl Poller {
             let lists: HashMap<&str, Result<HashMap<String, JobInfo>, String>> = bases
                 .into_iter()
                 .map(|base| {
-                    let list = Client { base }.jobs().map_err(|e| e.to_string()).map(|jobs| {
-                        jobs.into_iter()
-                            .filter_map(|j| Some((j.submission_id.clone()?, j)))
-                            .collect()
-                    });
+                    let list = Client { base }
+                        .jobs()
+                        .map_err(|e| e.to_string())
+                        .map(|jobs| {
+                            jobs.into_iter()
+                                .filter_map(|j| Some((j.submission_id.clone()?, j)))
+                                .collect()
+                        });
                     (base, list)
                 })
                 .collect();

@@ -35,7 +35,10 @@ fn submission_ids_name_the_workspace_the_run_the_stage_and_the_attempt() {
     let s = submission(RaySettings::default());
     let a = s.submission_id(Path::new("/ws"));
     let b = s.submission_id(Path::new("/ws"));
-    assert!(a.starts_with("mlp-") && a.ends_with("-12-train_model-1"), "{a}");
+    assert!(
+        a.starts_with("mlp-") && a.ends_with("-12-train_model-1"),
+        "{a}"
+    );
     assert!(b.ends_with("-12-train_model-2"), "{b}");
     assert_ne!(a[..12], s.submission_id(Path::new("/other"))[..12]);
 }
@@ -58,7 +61,10 @@ fn the_body_carries_resources_env_and_metadata() {
     assert_eq!(b["entrypoint_resources"]["node1"], 1.0);
     assert_eq!(b["entrypoint_resources"]["gpu_a100"], 0.5);
     let env = &b["runtime_env"]["env_vars"];
-    assert_eq!(env["A"], "2", "env_vars over the stage's env, over runtime_env's");
+    assert_eq!(
+        env["A"], "2",
+        "env_vars over the stage's env, over runtime_env's"
+    );
     assert_eq!(env["B"], "x");
     assert_eq!(env["C"], "3");
     assert_eq!(env["MLP_COMMAND"], "echo \"it's\"\nexit 3");

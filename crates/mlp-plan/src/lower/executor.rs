@@ -92,9 +92,12 @@ impl Lowerer {
                 let help = did_you_mean(n, names.iter().copied())
                     .unwrap_or_else(|| format!("the {what} settings are {all}"));
                 self.err(
-                    Diagnostic::new(Code::UnknownSetting, format!("unknown {what} setting `{n}`"))
-                        .at(fid, set.name.span, "not a setting")
-                        .help(help),
+                    Diagnostic::new(
+                        Code::UnknownSetting,
+                        format!("unknown {what} setting `{n}`"),
+                    )
+                    .at(fid, set.name.span, "not a setting")
+                    .help(help),
                 );
                 continue;
             }

@@ -60,7 +60,8 @@ impl Lowerer {
                 };
                 let text = self.plain_str(fid, s, scope);
                 let checked = if n == "address" {
-                    RaySettings::dashboard_url(&text).map_err(|help| ("not a dashboard address", help))
+                    RaySettings::dashboard_url(&text)
+                        .map_err(|help| ("not a dashboard address", help))
                 } else {
                     runtime_env_problem(&text).map_or(Ok(text), Err)
                 };
