@@ -16,6 +16,7 @@ mod example_churn;
 mod example_llm_rag;
 mod examples;
 mod processes;
+mod ray;
 mod semantics;
 mod slurm;
 mod watch;
