@@ -12,7 +12,7 @@ use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 use mlp_engine::run::{Event, Reporter, Status, human_ms};
 
 /// How many lines of a failed stage's log to show.
@@ -51,7 +51,16 @@ impl Human {
         let bar = live.then(|| {
             let b = ProgressBar::new_spinner();
             b.set_style(
-                ProgressStyle::with_template("{spinner} {msg}")
+                ProgressStyle::with_template("{spinner} {msg}{ray}")
+                    .map(|st| {
+                        // Stages whose Ray job waits for resources, updated at every tick.
+                        st.with_key("ray", |_: &ProgressState, w: &mut dyn std::fmt::Write| {
+                            let p = mlp_engine::ray::pending();
+                            if !p.is_empty() {
+                                let _ = write!(w, "  waiting on Ray: {}", p.join(", "));
+                            }
+                        })
+                    })
                     .unwrap_or_else(|_| ProgressStyle::default_spinner()),
             );
             b.enable_steady_tick(Duration::from_millis(120));

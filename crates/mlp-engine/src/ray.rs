@@ -24,12 +24,12 @@
 //! one-line error instead of waiting forever. The entrypoint needs the workspace, `.mlp/`
 //! included, at the same path on every node (a shared filesystem).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use mlp_plan::{RaySettings, Resources, Stage};
 use serde::{Deserialize, Serialize};
@@ -102,6 +102,11 @@ struct JobFile {
     run: String,
     log: PathBuf,
     submitted_ms: u64,
+    /// Ray's status when the waiting run last saw it change, and when (for `mlp status`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    status: Option<String>,
+    #[serde(default)]
+    status_ms: u64,
 }
 
 fn digest(command: &str) -> String {
@@ -142,6 +147,62 @@ pub fn cancel(id: u64) {
 
 fn cancel_requested(id: u64) -> bool {
     lock(active()).get(&id).copied().unwrap_or(false)
+}
+
+/// Stages whose Ray job is PENDING now: when it was submitted, and what it asks for.
+fn pending_map() -> &'static Mutex<BTreeMap<String, (Instant, String)>> {
+    static PENDING: OnceLock<Mutex<BTreeMap<String, (Instant, String)>>> = OnceLock::new();
+    PENDING.get_or_init(|| Mutex::new(BTreeMap::new()))
+}
+
+/// The stages of this process whose Ray job waits for resources (PENDING for a second or
+/// more), as `STAGE PENDING 12s (CPU=1, node2=1)`: the progress line shows them.
+pub fn pending() -> Vec<String> {
+    lock(pending_map())
+        .iter()
+        .filter(|(_, (since, _))| since.elapsed() >= Duration::from_secs(1))
+        .map(|(stage, (since, asked))| {
+            format!("{stage} PENDING {}s ({asked})", since.elapsed().as_secs())
+        })
+        .collect()
+}
+
+/// The Ray jobs the workspace's `.mlp/` (`dir` = `.mlp/ray`) records as in flight, by
+/// stage: a run waits for them, or a killed run left them (the next run attaches). For
+/// `mlp status`.
+pub fn in_flight(dir: &Path) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries.flatten() {
+        if e.path().extension().is_none_or(|x| x != "job") {
+            continue;
+        }
+        let Some(f) = std::fs::read(e.path())
+            .ok()
+            .and_then(|b| serde_json::from_slice::<JobFile>(&b).ok())
+        else {
+            continue;
+        };
+        let state = match &f.status {
+            Some(st) => format!(
+                "{st} for {}s when last seen",
+                now_ms().saturating_sub(f.status_ms) / 1000
+            ),
+            None => "submitted".to_string(),
+        };
+        out.insert(
+            f.stage.clone(),
+            format!(
+                "ray job {} at {} (run {}): {state}",
+                f.submission_id,
+                f.address,
+                f.run.trim_start_matches('0')
+            ),
+        );
+    }
+    out
 }
 
 /// A number of milliseconds from the environment.
@@ -212,8 +273,30 @@ impl Submission {
         serde_json::from_slice(&text).ok()
     }
 
+    /// Record Ray's status in the job file (for `mlp status`), and in the progress line's
+    /// list of pending stages.
+    fn note_status(&self, id: &str, status: &str, since: Instant, asked: &str) {
+        if status == "PENDING" {
+            lock(pending_map())
+                .entry(self.stage.clone())
+                .or_insert_with(|| (since, asked.to_string()));
+        } else {
+            lock(pending_map()).remove(&self.stage);
+        }
+        if let Some(mut f) = self.read_job_file().filter(|f| f.submission_id == id)
+            && f.status.as_deref() != Some(status)
+        {
+            f.status = Some(status.to_string());
+            f.status_ms = now_ms();
+            if let Ok(bytes) = serde_json::to_vec_pretty(&f) {
+                let _ = write_atomic(&self.job_file(), &bytes);
+            }
+        }
+    }
+
     /// Remove the job file if it still names `id`.
     fn forget(&self, id: &str) {
+        lock(pending_map()).remove(&self.stage);
         if self.read_job_file().is_some_and(|f| f.submission_id == id) {
             let _ = std::fs::remove_file(self.job_file());
         }
@@ -378,6 +461,8 @@ impl Submission {
                 run: self.run_id.clone(),
                 log: log.clone(),
                 submitted_ms: now_ms(),
+                status: None,
+                status_ms: 0,
             };
             // Recorded first: a run killed while Ray answers still finds the job.
             let bytes = serde_json::to_vec_pretty(&file).map_err(io::Error::other)?;

@@ -8,6 +8,14 @@ use std::time::{Duration, Instant, SystemTime};
 use super::client::{Client, JobInfo, Node};
 use super::poll::{Seen, poller};
 use super::{NO_WORKSPACE, Submission, cancel_requested, lost_after, poll_interval};
+
+/// `CPU=1, node2=1`.
+fn show_asked(want: &BTreeMap<String, f64>) -> String {
+    want.iter()
+        .map(|(k, v)| format!("{k}={}", show_amount(k, *v)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 use crate::exec::{Exit, Finished, Job, ProcessTable};
 
 /// How long to wait for a job to end after `stop`.
@@ -53,6 +61,7 @@ impl Submission {
         let pending_since = Instant::now();
         let mut feasible_checked = false;
         let mut stopped_at: Option<Instant> = None;
+        let asked = show_asked(&self.asked());
         loop {
             match p.wait(api.base, sid, Duration::from_millis(200)) {
                 Seen::Unknown => {}
@@ -66,6 +75,7 @@ impl Submission {
                         running_since = Some(Instant::now());
                         ended.started = Some(SystemTime::now());
                     }
+                    self.note_status(sid, &info.status, pending_since, &asked);
                     let done = info.terminal();
                     let pending = info.status == "PENDING";
                     ended.info = Some(info);
@@ -177,11 +187,7 @@ impl Submission {
         if alive.iter().any(|n| fits(n)) {
             return None;
         }
-        let asked = want
-            .iter()
-            .map(|(k, v)| format!("{k}={}", show_amount(k, *v)))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let asked = show_asked(&want);
         let have = alive
             .iter()
             .map(|n| {
