@@ -246,7 +246,8 @@ impl Submission {
                     job.cwd.display()
                 ))
             }
-            ("FAILED", Some(rc)) if rc > 128 && rc < 160 => Exit::Signal(rc - 128),
+            // Python's way of saying the entrypoint's `sh` was killed by a signal.
+            ("FAILED", Some(rc)) if rc < 0 => Exit::Signal(-rc),
             ("FAILED", Some(rc)) if rc != 0 => Exit::Code(rc),
             ("STOPPED", _) => Exit::Scheduler(format!(
                 "ray job {sid}{on} was STOPPED from outside mlp (`ray job stop`, the dashboard)"
