@@ -432,6 +432,13 @@ stage reattach_b {
     child.kill().unwrap(); // SIGKILL: no chance to stop anything
     child.wait().unwrap();
     assert_eq!(job(&id)["status"], "RUNNING");
+    // `mlp status` shows the job the killed run left.
+    let status = ws.mlp(&["status"]);
+    assert!(
+        status.stdout().contains(&format!("[ray job {id} at ")),
+        "{}",
+        status.stdout()
+    );
     let r = ws.run(&[]);
     r.assert_ok();
     assert_eq!(r.ran(), names(&["reattach_a", "reattach_b"]));
