@@ -331,9 +331,10 @@ impl Submission {
             }
         }
         let submitted = SystemTime::now();
-        let (sid, old_log) = match &attached {
-            Some(f) => (f.submission_id.clone(), Some(f.log.clone())),
-            None => (self.submit(&base, job, &command)?, None),
+        // An attached job's log is fetched from Ray into this run's log like any other.
+        let sid = match &attached {
+            Some(f) => f.submission_id.clone(),
+            None => self.submit(&base, job, &command)?,
         };
         let api = Client { base: &base };
         let ended = self.wait(&api, &sid, job, id, table);
@@ -348,8 +349,6 @@ impl Submission {
                 " (submitted by run {}, attached to)",
                 f.run.trim_start_matches('0')
             ));
-            // The log the earlier run was to write: this run's now.
-            let _ = old_log;
         }
         finished.notes.push(note);
         self.forget(&sid);
