@@ -14,6 +14,8 @@
 #
 # MLP (default: target/release/mlp, built if missing) is the binary measured; RAY_ADDRESS
 # (default http://127.0.0.1:8265) the cluster. POLLS lists the MLP_RAY_POLL_MS values.
+# SLEEP=S makes every stage sleep S seconds too (default 0): commands that take time but
+# no CPU, to see the two nodes overlap when Ray's own per-job CPU does not dominate.
 #
 # Figures: bench/RESULTS.md ("Ray executor overhead").
 set -euo pipefail
@@ -21,6 +23,8 @@ cd "$(dirname "$0")/.."
 N=${N:-20}
 REPS=${REPS:-3}
 POLLS=${POLLS:-"250 100"}
+SLEEP=${SLEEP:-0}
+if [ "$SLEEP" = 0 ]; then NAP=""; else NAP="sleep $SLEEP && "; fi
 export RAY_ADDRESS=${RAY_ADDRESS:-http://127.0.0.1:8265}
 MLP=${MLP:-$PWD/target/release/mlp}
 [ -x "$MLP" ] || cargo build --release --quiet
@@ -39,9 +43,9 @@ mkdir -p "$WORK/chain" "$WORK/wide"
     [ "$i" -gt 1 ] && echo "  in  s$((i - 1))"
     echo "  out \"out/s$i.txt\""
     if [ "$i" -gt 1 ]; then
-      echo "  run \"mkdir -p out && cat out/s$((i - 1)).txt > out/s$i.txt && echo $i >> out/s$i.txt\""
+      echo "  run \"${NAP}mkdir -p out && cat out/s$((i - 1)).txt > out/s$i.txt && echo $i >> out/s$i.txt\""
     else
-      echo "  run \"mkdir -p out && echo 1 > out/s1.txt\""
+      echo "  run \"${NAP}mkdir -p out && echo 1 > out/s1.txt\""
     fi
     echo "}"
   done
@@ -51,7 +55,7 @@ mkdir -p "$WORK/chain" "$WORK/wide"
   for i in $(seq 1 "$N"); do
     echo "stage w$i {"
     echo "  out \"out/w$i.txt\""
-    echo "  run \"mkdir -p out && echo $i > out/w$i.txt\""
+    echo "  run \"${NAP}mkdir -p out && echo $i > out/w$i.txt\""
     echo "}"
   done
 } > "$WORK/wide/pipeline.mlp"
@@ -71,8 +75,8 @@ time1() {
   printf '%s\n' "${ts[@]}" | sort -n | awk '{ a[NR] = $1 } END { printf "%.3f", a[int((NR + 1) / 2)] / 1000 }'
 }
 
-printf 'mlp %s; %s stages; median of %s runs from scratch; %s\n' \
-  "$("$MLP" --version | awk '{print $2}')" "$N" "$REPS" "$(python3 -c "
+printf 'mlp %s; %s stages (each also sleeping %s s); median of %s runs from scratch; %s\n' \
+  "$("$MLP" --version | awk '{print $2}')" "$N" "$SLEEP" "$REPS" "$(python3 -c "
 import json, sys, urllib.request
 v = json.load(urllib.request.urlopen(sys.argv[1] + '/api/version', timeout=3))
 n = json.load(urllib.request.urlopen(sys.argv[1] + '/api/v0/nodes', timeout=3))['data']['result']['result']

@@ -4,8 +4,8 @@
 //! runs elsewhere. A worker thread that gets a Ray stage:
 //!
 //! 1. writes `.mlp/ray/STAGE.job` (temp file + rename) naming the submission id it is about
-//!    to use, `mlp-WS-RUN-STAGE-ATTEMPT` (WS: a digest of the workspace's path, so two
-//!    workspaces never share an id), then submits the job with `POST /api/jobs/`: the
+//!    to use, `mlp-WS-RUN-STAGE-ATTEMPT` (WS: a digest of the workspace's path and of its
+//!    `.mlp/`, so two workspaces never share an id), then submits the job with `POST /api/jobs/`: the
 //!    entrypoint enters the workspace root and runs the command with `sh -c`, the stage's
 //!    environment and `env_vars` as the runtime environment's `env_vars`, its `resources`
 //!    as `entrypoint_num_cpus`/`entrypoint_memory`/`entrypoint_num_gpus`, the executor's
@@ -358,7 +358,17 @@ impl Submission {
     /// The submission id of this attempt: from the workspace, the run, the stage and the
     /// attempt, so a restarted run finds it in the job file before Ray has answered.
     fn submission_id(&self, root: &Path) -> String {
-        let ws = blake3::hash(root.as_os_str().as_encoded_bytes()).to_hex();
+        // The workspace's path, and its `.mlp/` (inode, change time): a workspace whose
+        // `.mlp/` was removed starts its runs at 1 again, under other ids.
+        let mut h = blake3::Hasher::new();
+        h.update(root.as_os_str().as_encoded_bytes());
+        if let Some(m) = self.dir.parent().and_then(|d| std::fs::metadata(d).ok()) {
+            use std::os::unix::fs::MetadataExt;
+            h.update(&m.ino().to_le_bytes());
+            h.update(&m.ctime().to_le_bytes());
+            h.update(&m.ctime_nsec().to_le_bytes());
+        }
+        let ws = h.finalize().to_hex();
         let stage: String = self
             .stage
             .chars()
