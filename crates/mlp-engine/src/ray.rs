@@ -311,18 +311,25 @@ impl Submission {
             && let Some(f) = self.read_job_file()
         {
             let api = Client { base: &f.address };
-            let known = api.job(&f.submission_id);
+            // This stage's cluster does not answer now: keep the record (its job may still
+            // run). Another cluster's (the address changed) is let go.
+            let known = match api.job(&f.submission_id) {
+                Ok(k) => k,
+                Err(e) if f.address == base => {
+                    self.attach_checked.store(false, Ordering::SeqCst);
+                    return Err(unreachable(&f.address, &e));
+                }
+                Err(_) => None,
+            };
             let usable = known
                 .as_ref()
-                .ok()
-                .and_then(Option::as_ref)
                 .is_some_and(|j| !matches!(j.status.as_str(), "FAILED" | "STOPPED"));
             if usable && f.identity == self.identity && f.command == command && f.address == base {
                 attached = Some(f);
             } else {
                 // A job for other inputs (or one that failed while nobody waited): it must
                 // not go on writing this stage's outputs.
-                if let Ok(Some(j)) = &known
+                if let Some(j) = &known
                     && !j.terminal()
                 {
                     let _ = api.stop(&f.submission_id);
