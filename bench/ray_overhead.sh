@@ -17,7 +17,15 @@
 # SLEEP=S makes every stage sleep S seconds too (default 0): commands that take time but
 # no CPU, to see the two nodes overlap when Ray's own per-job CPU does not dominate.
 #
-# Figures: bench/RESULTS.md ("Ray executor overhead").
+# Measured on the shared 2-vCPU machine (load 11-13) with .ci/ray-up.sh's cluster (Ray 2.60.0,
+# two one-CPU nodes on the same host), poll 250 ms:
+#   chain, local, -j 2                      0.119 s    0.006 s a stage
+#   wide, local, -j 20                      0.060 s    0.003 s a stage
+#   chain, ray                             34.504 s   +1.719 s a stage
+#   wide, ray, -j 20                       38.946 s   +1.944 s a stage
+#   SLEEP=2: chain, ray 103.036 s; wide, ray, -j 20 52.329 s (0.51x)
+# Analysis (why the trivial wide run is not half the chain on this host): bench/RESULTS.md,
+# "Ray executor overhead".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-20}
