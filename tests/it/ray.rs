@@ -552,3 +552,54 @@ fn the_cluster_stopped_mid_run_fails_the_stage() {
         "{reason}"
     );
 }
+
+/// The shared-filesystem contract broken on purpose: `mlp` runs in a mount namespace of its
+/// own, with the workspace on a tmpfs there; Ray's nodes see the directory empty. Needs
+/// `unshare -m` (root): without it, the test says so and returns.
+#[test]
+fn a_job_that_cannot_see_the_workspace_says_so() {
+    need_ray!();
+    let _shared = cluster().read().unwrap();
+    let private = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "true"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !private {
+        eprintln!("SKIPPED: `unshare -m` is not allowed here (it needs root)");
+        return;
+    }
+    let outer = Workspace::empty();
+    let hidden = outer.path().join("hidden");
+    std::fs::create_dir(&hidden).unwrap();
+    let src = pipeline(
+        "",
+        "stage unseen {\n  out \"x.txt\"\n  run \"echo here > x.txt\"\n}\n",
+    );
+    std::fs::write(outer.path().join("pipeline.mlp"), src).unwrap();
+    let script = format!(
+        "mount -t tmpfs tmpfs '{h}' && mkdir '{h}/ws' && cp '{p}' '{h}/ws/' && cd '{h}/ws' && '{mlp}' run --json; rc=$?; cat .mlp/logs/*/unseen.log >&2; exit $rc",
+        h = hidden.display(),
+        p = outer.path().join("pipeline.mlp").display(),
+        mlp = env!("CARGO_BIN_EXE_mlp"),
+    );
+    let out = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let ev: Value = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|e| e["event"] == "stage_finished")
+        .expect("a stage_finished event");
+    let reason = ev["reason"].as_str().unwrap();
+    assert!(reason.contains("cannot see the workspace"), "{reason}");
+    assert!(reason.contains("shares, at the same path"), "{reason}");
+    // The log holds the entrypoint's own words, from the node.
+    assert!(
+        stderr.contains("mlp: cannot enter the workspace"),
+        "{stderr}"
+    );
+}
