@@ -398,10 +398,21 @@ fn ctrl_c_stops_the_jobs() {
     let _shared = cluster().read().unwrap();
     let ws = Workspace::new(&pipeline(
         "",
-        "stage interrupted_job {\n  out \"x\"\n  run \"sleep 120; touch x\"\n}\n",
+        "stage interrupted_job {\n  out \"x\"\n  run \"echo started; sleep 120; touch x\"\n}\n",
     ));
     let mut child = ws.command(&["run", "--json"]).spawn();
     let id = running_job(&ws, "interrupted_job", &mut child);
+    // While the job runs, its output so far is in the stage's log.
+    let log = ws.path().join(".mlp/logs/00000001/interrupted_job.log");
+    let until = Instant::now() + Duration::from_secs(20);
+    while std::fs::read_to_string(&log).unwrap_or_default() != "started\n" {
+        assert!(
+            Instant::now() < until,
+            "{:?}",
+            std::fs::read_to_string(&log)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     assert!(interrupt(&child));
     let r = Output::of(child).events();
     assert_eq!(r.code, 130, "{}", r.stderr);
@@ -601,5 +612,33 @@ fn a_job_that_cannot_see_the_workspace_says_so() {
     assert!(
         stderr.contains("mlp: cannot enter the workspace"),
         "{stderr}"
+    );
+}
+
+#[test]
+fn a_retry_is_a_new_job_and_the_log_keeps_both_attempts_as_locally() {
+    need_ray!();
+    let _shared = cluster().read().unwrap();
+    let stage = "stage flaky {\n  retry 1\n  out \"x.txt\"\n  run \"echo attempt; test -f flag || { touch flag; exit 1; }; echo done > x.txt\"\n}\n";
+    let remote = Workspace::new(&pipeline("", stage));
+    let local = Workspace::new(stage);
+    let r = remote.run(&[]);
+    r.assert_ok();
+    let l = local.run(&[]);
+    l.assert_ok();
+    assert_eq!(
+        log_of(&remote, r.event("flaky")),
+        log_of(&local, l.event("flaky"))
+    );
+    let jobs = &jobs_of(&remote)["flaky"];
+    let mut ids: Vec<&str> = jobs
+        .iter()
+        .map(|j| j["submission_id"].as_str().unwrap())
+        .collect();
+    ids.sort();
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    assert!(
+        ids[0].ends_with("-flaky-1") && ids[1].ends_with("-flaky-2"),
+        "{ids:?}"
     );
 }

@@ -365,15 +365,19 @@ impl Submission {
     /// The submission id of this attempt: from the workspace, the run, the stage and the
     /// attempt, so a restarted run finds it in the job file before Ray has answered.
     fn submission_id(&self, root: &Path) -> String {
-        // The workspace's path, and its `.mlp/` (inode, change time): a workspace whose
-        // `.mlp/` was removed starts its runs at 1 again, under other ids.
+        // The workspace's path, and its `.mlp/` (inode, birth time: both fixed for the
+        // directory's life): a workspace whose `.mlp/` was removed starts its runs at 1
+        // again, under other ids.
         let mut h = blake3::Hasher::new();
         h.update(root.as_os_str().as_encoded_bytes());
         if let Some(m) = self.dir.parent().and_then(|d| std::fs::metadata(d).ok()) {
             use std::os::unix::fs::MetadataExt;
             h.update(&m.ino().to_le_bytes());
-            h.update(&m.ctime().to_le_bytes());
-            h.update(&m.ctime_nsec().to_le_bytes());
+            if let Ok(born) = m.created()
+                && let Ok(t) = born.duration_since(std::time::UNIX_EPOCH)
+            {
+                h.update(&t.as_nanos().to_le_bytes());
+            }
         }
         let ws = h.finalize().to_hex();
         let stage: String = self

@@ -21,6 +21,9 @@ use crate::exec::{Exit, Finished, Job, ProcessTable};
 /// How long to wait for a job to end after `stop`.
 const STOP_WAIT: Duration = Duration::from_secs(30);
 
+/// How often the log of a running job is fetched into the stage's log.
+const LOG_EVERY: Duration = Duration::from_secs(2);
+
 /// How long a job may be PENDING before the cluster's nodes are checked for what it asks.
 const FEASIBLE_AFTER: Duration = Duration::from_secs(2);
 
@@ -36,6 +39,9 @@ pub(super) struct Ended {
     pub ours: Option<Exit>,
     /// It cannot end well, in words (the cluster lost, resources no node has...).
     pub why: Option<String>,
+    /// Where this attempt's output starts in the stage's log (after the earlier attempts'
+    /// output, for a retry or a fallback).
+    pub log_base: u64,
 }
 
 impl Submission {
@@ -56,7 +62,13 @@ impl Submission {
             started: None,
             ours: None,
             why: None,
+            log_base: if job.append_log {
+                std::fs::metadata(&job.log).map_or(0, |m| m.len())
+            } else {
+                0
+            },
         };
+        let mut log_fetched = Instant::now();
         let mut running_since: Option<Instant> = None;
         let pending_since = Instant::now();
         let mut feasible_checked = false;
@@ -74,6 +86,13 @@ impl Submission {
                     if info.status == "RUNNING" && running_since.is_none() {
                         running_since = Some(Instant::now());
                         ended.started = Some(SystemTime::now());
+                    }
+                    // The log so far, so `tail -f` on the stage's log follows the job.
+                    if info.status == "RUNNING" && log_fetched.elapsed() >= LOG_EVERY {
+                        log_fetched = Instant::now();
+                        if let Ok(text) = api.logs(sid) {
+                            let _ = write_log(job, ended.log_base, &own_lines(&text));
+                        }
                     }
                     self.note_status(sid, &info.status, pending_since, &asked);
                     let done = info.terminal();
@@ -220,7 +239,7 @@ impl Submission {
             Ok(text) => own_lines(&text),
             Err(_) => String::new(),
         };
-        let _ = self.write_log(job, &logs);
+        let _ = write_log(job, ended.log_base, &logs);
         if let Some(ours) = &ended.ours {
             f.exit = ours.clone();
             return f;
@@ -269,20 +288,23 @@ impl Submission {
         };
         f
     }
+}
 
-    /// The job's output to the stage's log (appended for a retry or a fallback).
-    fn write_log(&self, job: &Job, text: &str) -> std::io::Result<()> {
-        if let Some(parent) = job.log.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .write(true)
-            .append(job.append_log)
-            .truncate(!job.append_log)
-            .open(&job.log)?;
-        f.write_all(text.as_bytes())
+/// The job's output so far to the stage's log, after the first `base` bytes (the earlier
+/// attempts' output, for a retry or a fallback).
+fn write_log(job: &Job, base: u64, text: &str) -> std::io::Result<()> {
+    use std::io::{Seek, SeekFrom};
+    if let Some(parent) = job.log.parent() {
+        std::fs::create_dir_all(parent)?;
     }
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(false)
+        .open(&job.log)?;
+    f.set_len(base)?;
+    f.seek(SeekFrom::Start(base))?;
+    f.write_all(text.as_bytes())
 }
 
 /// `90s`, `10m`, `1h30m`.
