@@ -12,9 +12,9 @@
 //!    custom `resources` as `entrypoint_resources`;
 //! 2. waits on the one poller thread of the process, which lists the jobs of each cluster in
 //!    flight with one `GET /api/jobs/` per poll;
-//! 3. when the job has ended, writes its output (`GET /api/jobs/ID/logs`, without Ray's own
-//!    lines) to the stage's log, and maps Ray's status and the entrypoint's exit code to the
-//!    stage's.
+//! 3. while the job runs, every 2 s, and when it has ended, writes its output
+//!    (`GET /api/jobs/ID/logs`, without Ray's own lines) to the stage's log; at the end maps
+//!    Ray's status and the entrypoint's exit code to the stage's.
 //!
 //! A `mlp run` that was killed leaves its `.job` files behind: the next run of the same stage
 //! with the same identity and command attaches to that job when it is still pending or
