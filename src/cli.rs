@@ -365,6 +365,7 @@ pub enum ExecutorArg {
     // No doc comments here: clap would switch every command's help to the long layout.
     Local,
     Slurm,
+    Ray,
 }
 
 impl ExecutorArg {
@@ -372,6 +373,7 @@ impl ExecutorArg {
         match self {
             ExecutorArg::Local => mlp_plan::ExecutorKind::Local,
             ExecutorArg::Slurm => mlp_plan::ExecutorKind::Slurm,
+            ExecutorArg::Ray => mlp_plan::ExecutorKind::Ray,
         }
     }
 }

@@ -107,9 +107,9 @@ impl Human {
             let b = ProgressBar::new_spinner();
             let shared = Arc::clone(&state);
             let template = if colour {
-                "{spinner:.cyan} {live}"
+                "{spinner:.cyan} {live}{ray}"
             } else {
-                "{spinner} {live}"
+                "{spinner} {live}{ray}"
             };
             b.set_style(
                 ProgressStyle::with_template(template)
@@ -121,7 +121,14 @@ impl Human {
                                 let _ = w.write_str(&live_line(&l, Instant::now()));
                             }
                         },
-                    ),
+                    )
+                    // Stages whose Ray job waits for resources, updated at every tick.
+                    .with_key("ray", |_: &ProgressState, w: &mut dyn std::fmt::Write| {
+                        let p = mlp_engine::ray::pending();
+                        if !p.is_empty() {
+                            let _ = write!(w, "  waiting on Ray: {}", p.join(", "));
+                        }
+                    }),
             );
             b.enable_steady_tick(Duration::from_millis(120));
             b

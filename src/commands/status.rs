@@ -26,11 +26,16 @@ pub fn status(cli: &Cli, args: &StatusArgs) -> ExitStatus {
         return ExitStatus::Success;
     }
     let width = states.iter().map(|s| s.stage.len()).max().unwrap_or(0);
+    // Jobs on a cluster that a run waits for (or that a killed run left to attach to).
+    let ray = mlp_engine::ray::in_flight(&ws.dir.join("ray"));
     for s in &states {
-        let detail = match &s.state {
+        let mut detail = match &s.state {
             State::Stale { reason } | State::Failed { reason } => format!(": {reason}"),
             _ => String::new(),
         };
+        if let Some(job) = ray.get(&s.stage) {
+            detail.push_str(&format!(" [{job}]"));
+        }
         outln!("{:width$}  {}{detail}", s.stage, s.state.label());
     }
     let fresh = states.iter().filter(|s| s.state == State::Fresh).count();

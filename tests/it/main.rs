@@ -21,6 +21,7 @@ mod init;
 mod lsp;
 mod mlflow;
 mod processes;
+mod ray;
 mod report;
 mod semantics;
 mod slurm;

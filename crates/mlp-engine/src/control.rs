@@ -9,6 +9,7 @@ use mlp_plan::ExecutorKind;
 
 use crate::exec::{self, ProcessTable};
 use crate::lock::{self, LockError};
+use crate::ray;
 use crate::slurm;
 use crate::store::{SledStore, StoreError};
 use crate::workspace::Workspace;
@@ -131,6 +132,7 @@ impl RunControl {
         match job {
             Some(id) => {
                 slurm::cancel(id);
+                ray::cancel(id);
                 self.table.cancel(id);
                 true
             }

@@ -20,6 +20,7 @@ use crate::executor::Executor;
 use crate::hash::{StatCache, hex};
 use crate::judge::{Baseline, Judge, Judgement};
 use crate::queue::{Handout, Queue, needs};
+use crate::ray;
 use crate::record::{self, Facts};
 use crate::slurm;
 use crate::state::StageState;
@@ -292,6 +293,16 @@ impl Coordinator<'_> {
                         .map(|w| hex(&w.identity))
                         .unwrap_or_default(),
                     ws.dir.join("slurm"),
+                )),
+                ExecutorKind::Ray => Arc::new(ray::Submission::new(
+                    s,
+                    run_id,
+                    self.states[i]
+                        .watch
+                        .as_ref()
+                        .map(|w| hex(&w.identity))
+                        .unwrap_or_default(),
+                    ws.dir.join("ray"),
                 )),
             },
             outputs: s.outputs.iter().map(|o| o.path.clone()).collect(),

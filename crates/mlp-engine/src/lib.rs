@@ -16,6 +16,7 @@ pub mod lock;
 pub mod metrics;
 mod outputs;
 mod queue;
+pub mod ray;
 mod record;
 pub mod run;
 pub mod slurm;

@@ -67,10 +67,10 @@ pub fn machine_tokens(jobs: usize) -> Tokens {
     }
 }
 
-/// What a stage needs from the tokens. A Slurm job takes one job slot here, and the
-/// cluster's resources there.
+/// What a stage needs from the tokens. A Slurm or Ray job takes one job slot here, and
+/// the cluster's resources there.
 pub fn needs(s: &Stage, total: Tokens, executor: Option<ExecutorKind>) -> Tokens {
-    if slurm::kind_of(s, executor) == ExecutorKind::Slurm {
+    if slurm::kind_of(s, executor) != ExecutorKind::Local {
         return Tokens {
             cpu: 1,
             mem: 0,

@@ -7,6 +7,7 @@
 //! .mlp/cache/        the content-addressed object cache of outputs
 //! .mlp/logs/RUN/     each stage's output, per run
 //! .mlp/slurm/        Slurm job files (STAGE.job) and job results (JOBID.result)
+//! .mlp/ray/          Ray job files (STAGE.job)
 //! ```
 
 use std::path::{Path, PathBuf};

@@ -168,6 +168,9 @@ pub struct Executor {
     pub own: bool,
     /// The Slurm settings: the pipeline's, with the stage's own on top.
     pub slurm: SlurmSettings,
+    /// The Ray settings: the pipeline's, with the stage's own on top.
+    #[serde(default)]
+    pub ray: RaySettings,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -177,15 +180,18 @@ pub enum ExecutorKind {
     Local,
     /// A batch job on a Slurm cluster (`sbatch`).
     Slurm,
+    /// A job on a Ray cluster (its Jobs REST API).
+    Ray,
 }
 
 impl ExecutorKind {
-    pub const NAMES: [&'static str; 2] = ["local", "slurm"];
+    pub const NAMES: [&'static str; 3] = ["local", "slurm", "ray"];
 
     pub fn name(self) -> &'static str {
         match self {
             ExecutorKind::Local => "local",
             ExecutorKind::Slurm => "slurm",
+            ExecutorKind::Ray => "ray",
         }
     }
 
@@ -193,6 +199,7 @@ impl ExecutorKind {
         match name {
             "local" => Some(ExecutorKind::Local),
             "slurm" => Some(ExecutorKind::Slurm),
+            "ray" => Some(ExecutorKind::Ray),
             _ => None,
         }
     }
@@ -223,6 +230,77 @@ impl SlurmSettings {
             qos: top.qos.clone().or_else(|| self.qos.clone()),
             time_ms: top.time_ms.or(self.time_ms),
             args: top.args.clone().or_else(|| self.args.clone()),
+        }
+    }
+}
+
+/// `executor ray { address = "http://head:8265"  resources = ["gpu_a100=1"]
+/// env_vars = ["HF_HOME=/shared/hf"]  metadata = ["team=ml"]  pip = ["torch"]
+/// runtime_env = "{...}"  pending_timeout = 10m }`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RaySettings {
+    /// The dashboard's address (`http://HOST:8265`); unset: `RAY_ADDRESS` when the stage runs.
+    pub address: Option<String>,
+    /// Custom resources the job's entrypoint needs (`entrypoint_resources`), in order.
+    pub resources: Option<Vec<(String, f64)>>,
+    /// The runtime environment's `env_vars`, over the stage's `env`.
+    pub env_vars: Option<Vec<(String, String)>>,
+    /// The job's `metadata`.
+    pub metadata: Option<Vec<(String, String)>>,
+    /// The runtime environment's `pip` packages.
+    pub pip: Option<Vec<String>>,
+    /// More of the runtime environment, a JSON object (`conda`, `container`, ...).
+    pub runtime_env: Option<String>,
+    /// Stop a job that is still PENDING after this long, in milliseconds.
+    pub pending_timeout_ms: Option<u64>,
+}
+
+impl Eq for RaySettings {}
+
+impl RaySettings {
+    /// Every setting name, for "did you mean".
+    pub const NAMES: [&'static str; 7] = [
+        "address",
+        "resources",
+        "env_vars",
+        "metadata",
+        "pip",
+        "runtime_env",
+        "pending_timeout",
+    ];
+
+    /// The dashboard's base URL from an address as written (`http://HOST:PORT` or
+    /// `HOST:PORT`, as Ray's own `RAY_ADDRESS` takes it), or why it is none.
+    pub fn dashboard_url(text: &str) -> Result<String, String> {
+        let text = text.trim().trim_end_matches('/');
+        let rest = match text.split_once("://") {
+            None => text,
+            Some(("http", rest)) => rest,
+            Some(("https", _)) => {
+                return Err("mlp talks plain HTTP to the Ray dashboard (port 8265); reach a TLS-only endpoint through a local tunnel such as `kubectl port-forward`".into());
+            }
+            Some((scheme, _)) => {
+                return Err(format!(
+                    "`{scheme}://` is not the Jobs API: give the dashboard's address, `http://HEAD:8265`"
+                ));
+            }
+        };
+        if rest.is_empty() || rest.contains(char::is_whitespace) || rest == "auto" {
+            return Err("give the Ray dashboard's address: `http://HEAD:8265`".into());
+        }
+        Ok(format!("http://{rest}"))
+    }
+
+    /// `self` with every setting that `top` has replaced by it.
+    pub fn overlay(&self, top: &RaySettings) -> RaySettings {
+        RaySettings {
+            address: top.address.clone().or_else(|| self.address.clone()),
+            resources: top.resources.clone().or_else(|| self.resources.clone()),
+            env_vars: top.env_vars.clone().or_else(|| self.env_vars.clone()),
+            metadata: top.metadata.clone().or_else(|| self.metadata.clone()),
+            pip: top.pip.clone().or_else(|| self.pip.clone()),
+            runtime_env: top.runtime_env.clone().or_else(|| self.runtime_env.clone()),
+            pending_timeout_ms: top.pending_timeout_ms.or(self.pending_timeout_ms),
         }
     }
 }

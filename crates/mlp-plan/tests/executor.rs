@@ -123,3 +123,70 @@ fn the_executor_is_not_part_of_the_stage_but_of_its_running() {
     assert_eq!(l.outputs, s.outputs);
     assert_ne!(l.executor, s.executor);
 }
+
+#[test]
+fn ray_settings_are_planned_and_a_stage_overlays_them() {
+    let p = plan(
+        r#"
+param node = "node2"
+executor ray { address = "127.0.0.1:8265/"  resources = ["node1=1", "gpu_a100=0.5"]  env_vars = ["A=1", "B=x=y"]  pending_timeout = 10m }
+stage a { run "x" }
+stage b {
+  executor ray { resources = ["${params.node}"]  metadata = ["team=ml"]  pip = ["requests"]  runtime_env = "{\"conda\": \"ml\"}" }
+  run "y"
+}
+"#,
+    );
+    let (a, b) = (&p.stages[0].executor, &p.stages[1].executor);
+    assert_eq!((a.kind, a.own), (ExecutorKind::Ray, false));
+    assert_eq!(a.ray.address.as_deref(), Some("http://127.0.0.1:8265"));
+    assert_eq!(
+        a.ray.resources,
+        Some(vec![("node1".into(), 1.0), ("gpu_a100".into(), 0.5)])
+    );
+    assert_eq!(
+        a.ray.env_vars,
+        Some(vec![("A".into(), "1".into()), ("B".into(), "x=y".into())])
+    );
+    assert_eq!(a.ray.pending_timeout_ms, Some(600_000));
+    assert_eq!((b.kind, b.own), (ExecutorKind::Ray, true));
+    assert_eq!(b.ray.resources, Some(vec![("node2".into(), 1.0)]));
+    assert_eq!(
+        b.ray.address, a.ray.address,
+        "the pipeline's, under the stage's"
+    );
+    assert_eq!(b.ray.metadata, Some(vec![("team".into(), "ml".into())]));
+    assert_eq!(b.ray.pip, Some(vec!["requests".into()]));
+    assert_eq!(b.ray.runtime_env.as_deref(), Some("{\"conda\": \"ml\"}"));
+}
+
+#[test]
+fn ray_mistakes_are_diagnostics() {
+    let bad = |settings: &str| {
+        codes(&format!(
+            "executor ray {{ {settings} }}\nstage a {{ run \"x\" }}"
+        ))
+    };
+    assert_eq!(bad("adress = \"x\""), ["E0137"]);
+    assert_eq!(bad("partition = \"gpu\""), ["E0137"]);
+    assert_eq!(bad("address = 8265"), ["E0138"]);
+    assert_eq!(bad("resources = \"node1\""), ["E0138"]);
+    assert_eq!(bad("resources = [1]"), ["E0138"]);
+    assert_eq!(bad("pending_timeout = 10"), ["E0138"]);
+    assert_eq!(bad("pending_timeout = 0s"), ["E0134"]);
+    assert_eq!(bad("address = \"ray://head:10001\""), ["E0143"]);
+    assert_eq!(bad("address = \"https://head\""), ["E0143"]);
+    assert_eq!(bad("resources = [\"node1=lots\"]"), ["E0143"]);
+    assert_eq!(bad("resources = [\"CPU=2\"]"), ["E0143"]);
+    assert_eq!(bad("resources = [\"a=0\"]"), ["E0143"]);
+    assert_eq!(bad("env_vars = [\"NOVALUE\"]"), ["E0143"]);
+    assert_eq!(bad("metadata = [\"=x\"]"), ["E0143"]);
+    assert_eq!(bad("runtime_env = \"[1]\""), ["E0143"]);
+    assert_eq!(bad("runtime_env = \"{\""), ["E0143"]);
+    assert_eq!(bad("pip = [\"a\"] pip = [\"b\"]"), ["E0139"]);
+    assert_eq!(
+        codes("executor rya\nstage a { run \"x\" }"),
+        ["E0136"],
+        "did you mean `ray`"
+    );
+}

@@ -76,13 +76,14 @@ codes! {
     EmptyInput = "E0133", "Empty input path.";
     ZeroDuration = "E0134", "`every`, `timeout` or an executor's `time` with a zero duration.";
     AlwaysAndFrozen = "E0135", "A stage is both `always` and `frozen`.";
-    UnknownExecutor = "E0136", "Unknown executor (not `local` or `slurm`).";
+    UnknownExecutor = "E0136", "Unknown executor (not `local`, `slurm` or `ray`).";
     UnknownSetting = "E0137", "Unknown executor setting, or a setting for `executor local`.";
     SettingType = "E0138", "An executor setting of the wrong type.";
     DuplicateExecutor = "E0139", "Two `executor` items at the top of the pipeline, or a setting given twice.";
     UnknownTracker = "E0140", "Unknown tracker (not `mlflow`).";
     TrackingSetting = "E0141", "A `tracking` setting that is unknown, given twice, not a string, or not an `http://` URI.";
     DuplicateTracking = "E0142", "Two `tracking` items in the pipeline.";
+    RaySetting = "E0143", "A malformed value of an `executor ray` setting.";
 }
 
 impl Code {

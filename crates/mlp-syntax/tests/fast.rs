@@ -106,6 +106,9 @@ fn tricky_corners_parse_alike() {
         "tracking mlflow { uri }",
         "stage tracking { }",
         "stage a { tracking mlflow run \"r\" }",
+        "executor ray { address = \"http://127.0.0.1:8265\" resources = [\"node1=1\", \"gpu\"] env_vars = [\"A=${params.a}\"] pending_timeout = 10m }",
+        "executor ray stage a { executor ray { metadata = [\"team=ml\"] pip = [] runtime_env = \"{\\\"conda\\\": 1}\" } run \"r\" }",
+        "stage a {\n  executor ray { resources = [\"node2\"] }\n  timeout 3s\n  out \"x\"\n  run \"sleep 300; touch x\"\n}\n",
         // The Slurm tests' pipelines (`tests/slurm.rs`).
         "executor slurm\nstage boom {\n  out \"never.txt\"\n  run \"exit 3\"\n}\nstage downstream {\n  in  boom\n  out \"after.txt\"\n  run \"touch after.txt\"\n}\n",
         "stage limited {\n  executor slurm { time = 1m }\n  timeout 3s\n  out \"x\"\n  run \"sleep 300; touch x\"\n}\n",

@@ -556,6 +556,15 @@ fn formats_tracking() {
 }
 
 #[test]
+fn formats_ray_executors() {
+    let src = "executor ray{address=\"http://head:8265\" resources = [\"node1=1\",\"gpu_a100\"]   pending_timeout=10m}\nstage a { executor ray {env_vars=[\"A=1\"]} run \"x\" }\n";
+    assert_eq!(
+        check_format(src),
+        "executor ray {\n  address         = \"http://head:8265\"\n  resources       = [\"node1=1\", \"gpu_a100\"]\n  pending_timeout = 10m\n}\n\nstage a {\n  executor ray {\n    env_vars = [\"A=1\"]\n  }\n  run      \"x\"\n}\n"
+    );
+}
+
+#[test]
 fn keeps_unknown_items_as_written() {
     let src = "stage a {\n   colour   red  blue # hm\n  run \"x\"\n}\nfoo  \"bar\"   baz\n";
     assert_eq!(

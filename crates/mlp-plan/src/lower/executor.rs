@@ -8,7 +8,14 @@ use mlp_syntax::ast::{self, Span};
 use super::{Lowerer, RawStage, Scope};
 use crate::codes::Code;
 use crate::diag::{Diagnostic, did_you_mean};
-use crate::model::{Executor, ExecutorKind, SlurmSettings};
+use crate::model::{Executor, ExecutorKind, RaySettings, SlurmSettings};
+
+/// The settings one `executor` item gives.
+pub(super) struct Given {
+    pub kind: ExecutorKind,
+    pub slurm: SlurmSettings,
+    pub ray: RaySettings,
+}
 
 impl Lowerer {
     /// A stage's executor: its own `executor` item over the pipeline's, or the pipeline's.
@@ -22,10 +29,11 @@ impl Lowerer {
             return pipeline.clone();
         };
         match self.executor(r.file, e, self.scope(&r.vars)) {
-            Some((kind, slurm)) => Executor {
-                kind,
+            Some(g) => Executor {
+                kind: g.kind,
                 own: true,
-                slurm: pipeline.slurm.overlay(&slurm),
+                slurm: pipeline.slurm.overlay(&g.slurm),
+                ray: pipeline.ray.overlay(&g.ray),
             },
             None => pipeline.clone(),
         }
@@ -38,10 +46,10 @@ impl Lowerer {
         fid: usize,
         e: &ast::Executor,
         scope: Scope<'_>,
-    ) -> Option<(ExecutorKind, SlurmSettings)> {
+    ) -> Option<Given> {
         let Some(kind) = ExecutorKind::parse(&e.name.node) else {
             let help = did_you_mean(&e.name.node, ExecutorKind::NAMES)
-                .unwrap_or_else(|| "the executors are `local` and `slurm`".into());
+                .unwrap_or_else(|| "the executors are `local`, `slurm` and `ray`".into());
             self.err(
                 Diagnostic::new(
                     Code::UnknownExecutor,
@@ -53,6 +61,7 @@ impl Lowerer {
             return None;
         };
         let mut st = SlurmSettings::default();
+        let mut ray = RaySettings::default();
         let mut seen: HashMap<String, Span> = HashMap::new();
         for set in e.settings.iter().flatten() {
             let n = set.name.node.as_str();
@@ -63,18 +72,32 @@ impl Lowerer {
                         format!("`executor local` has no setting `{n}`"),
                     )
                     .at(fid, set.name.span, "a setting of `local`")
-                    .help("`local` takes no settings; Slurm's go in `executor slurm { ... }`"),
+                    .help("`local` takes no settings; Slurm's go in `executor slurm { ... }`, Ray's in `executor ray { ... }`"),
                 );
                 continue;
             }
-            if !SlurmSettings::NAMES.contains(&n) {
-                let help = did_you_mean(n, SlurmSettings::NAMES).unwrap_or_else(|| {
-                    "the Slurm settings are `partition`, `account`, `qos`, `time` and `args`".into()
-                });
+            let (names, what, all): (&[&str], _, _) = match kind {
+                ExecutorKind::Ray => (
+                    &RaySettings::NAMES,
+                    "Ray",
+                    "`address`, `resources`, `env_vars`, `metadata`, `pip`, `runtime_env` and `pending_timeout`",
+                ),
+                _ => (
+                    &SlurmSettings::NAMES,
+                    "Slurm",
+                    "`partition`, `account`, `qos`, `time` and `args`",
+                ),
+            };
+            if !names.contains(&n) {
+                let help = did_you_mean(n, names.iter().copied())
+                    .unwrap_or_else(|| format!("the {what} settings are {all}"));
                 self.err(
-                    Diagnostic::new(Code::UnknownSetting, format!("unknown Slurm setting `{n}`"))
-                        .at(fid, set.name.span, "not a setting")
-                        .help(help),
+                    Diagnostic::new(
+                        Code::UnknownSetting,
+                        format!("unknown {what} setting `{n}`"),
+                    )
+                    .at(fid, set.name.span, "not a setting")
+                    .help(help),
                 );
                 continue;
             }
@@ -87,9 +110,17 @@ impl Lowerer {
                 );
                 continue;
             }
-            self.slurm_setting(fid, set, &mut st, scope);
+            if kind == ExecutorKind::Ray {
+                self.ray_setting(fid, set, &mut ray, scope);
+            } else {
+                self.slurm_setting(fid, set, &mut st, scope);
+            }
         }
-        Some((kind, st))
+        Some(Given {
+            kind,
+            slurm: st,
+            ray,
+        })
     }
 
     /// One Slurm setting whose name is known and given once: its value into `st`.

@@ -142,11 +142,12 @@ impl Lowerer {
                 self.err(d.help("keep one `executor` at the top; a stage may name its own"));
                 continue;
             }
-            if let Some((kind, slurm)) = self.executor(*fid, e, self.scope(&[])) {
+            if let Some(g) = self.executor(*fid, e, self.scope(&[])) {
                 self.executor = Executor {
-                    kind,
+                    kind: g.kind,
                     own: false,
-                    slurm,
+                    slurm: g.slurm,
+                    ray: g.ray,
                 };
             }
         }

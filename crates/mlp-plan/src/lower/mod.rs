@@ -35,6 +35,7 @@ mod items;
 mod names;
 mod order;
 mod outputs;
+mod ray;
 mod sources;
 mod stage;
 mod tracking;
