@@ -9,8 +9,6 @@ use mlp_plan::ExecutorKind;
 
 use crate::exec::{self, ProcessTable};
 use crate::lock::{self, LockError};
-use crate::ray;
-use crate::slurm;
 use crate::store::{SledStore, StoreError};
 use crate::workspace::Workspace;
 
@@ -131,8 +129,7 @@ impl RunControl {
         let job = self.running.lock().ok().and_then(|m| m.get(stage).copied());
         match job {
             Some(id) => {
-                slurm::cancel(id);
-                ray::cancel(id);
+                crate::jobs::cancel(id);
                 self.table.cancel(id);
                 true
             }

@@ -11,6 +11,7 @@ pub mod hash;
 pub mod history;
 pub mod identity;
 pub mod inspect;
+mod jobs;
 pub mod judge;
 pub mod lock;
 pub mod metrics;

@@ -24,11 +24,11 @@
 //! one-line error instead of waiting forever. The entrypoint needs the workspace, `.mlp/`
 //! included, at the same path on every node (a shared filesystem).
 
-use std::collections::{BTreeMap, HashMap};
-use std::io::{self, Write};
+use std::collections::BTreeMap;
+use std::io::{self};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use mlp_plan::{RaySettings, Resources, Stage};
@@ -37,6 +37,7 @@ use serde_json::{Map, Value, json};
 
 use crate::exec::{Exit, Finished, Job, ProcessTable};
 use crate::executor::Executor;
+use crate::jobs::{self, digest, lock, sh_quote, write_atomic};
 use crate::workspace::now_ms;
 
 mod client;
@@ -47,10 +48,6 @@ use client::{ApiError, Client};
 
 /// The entrypoint's exit status when the workspace is not there on the node.
 const NO_WORKSPACE: i32 = 97;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// One stage to run on Ray.
 #[derive(Debug)]
@@ -75,10 +72,7 @@ impl Executor for Submission {
         if table.is_cancelled() {
             return Ok(Finished::not_run(Exit::Cancelled));
         }
-        lock(active()).insert(id, false);
-        let r = self.attempt(job, id, table);
-        lock(active()).remove(&id);
-        r
+        jobs::while_waiting(id, || self.attempt(job, id, table))
     }
 
     /// A job an earlier run submitted for this identity and command may still be writing
@@ -107,46 +101,6 @@ struct JobFile {
     status: Option<String>,
     #[serde(default)]
     status_ms: u64,
-}
-
-fn digest(command: &str) -> String {
-    blake3::hash(command.as_bytes()).to_hex().to_string()
-}
-
-/// `'text'` for `sh`.
-fn sh_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "'\\''"))
-}
-
-/// Write `bytes` to `path` through a temp file and a rename.
-fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
-}
-
-/// Jobs being waited for, by the worker's job id: set when the stage is to be stopped.
-fn active() -> &'static Mutex<HashMap<u64, bool>> {
-    static ACTIVE: OnceLock<Mutex<HashMap<u64, bool>>> = OnceLock::new();
-    ACTIVE.get_or_init(|| Mutex::new(HashMap::new()))
-}
-
-/// Stop the Ray job of worker job `id`, if one is being waited for (`mlp watch` stops one
-/// stage this way).
-pub fn cancel(id: u64) {
-    if let Some(flag) = lock(active()).get_mut(&id) {
-        *flag = true;
-    }
-}
-
-fn cancel_requested(id: u64) -> bool {
-    lock(active()).get(&id).copied().unwrap_or(false)
 }
 
 /// Stages whose Ray job is PENDING now: when it was submitted, and what it asks for.

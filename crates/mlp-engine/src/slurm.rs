@@ -20,12 +20,11 @@
 //! (`scancel`). The job script needs the workspace, `.mlp/` included, at the same path on
 //! every node (a shared filesystem).
 
-use std::collections::HashMap;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use mlp_plan::{ExecutorKind, Resources, SlurmSettings, Stage};
@@ -33,6 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::exec::{Exit, Finished, Job, ProcessTable};
 use crate::executor::Executor;
+use crate::jobs::{self, cancel_requested, digest, sh_quote, write_atomic};
 use crate::workspace::now_ms;
 
 mod poll;
@@ -44,10 +44,6 @@ const RESULT_WAIT: Duration = Duration::from_secs(5);
 
 /// How long to wait for a job to end after `scancel`.
 const CANCEL_WAIT: Duration = Duration::from_secs(30);
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// The executor a stage runs on: its own `executor` item, else `--executor`, else the
 /// pipeline's.
@@ -80,10 +76,7 @@ impl Executor for Submission {
         if table.is_cancelled() {
             return Ok(Finished::not_run(Exit::Cancelled));
         }
-        lock(active()).insert(id, false);
-        let r = self.attempt(job, id, table);
-        lock(active()).remove(&id);
-        r
+        jobs::while_waiting(id, || self.attempt(job, id, table))
     }
 
     /// A job an earlier run submitted for this identity and command may still be writing
@@ -105,46 +98,6 @@ struct JobFile {
     run: String,
     log: PathBuf,
     submitted_ms: u64,
-}
-
-fn digest(command: &str) -> String {
-    blake3::hash(command.as_bytes()).to_hex().to_string()
-}
-
-/// `'text'` for `sh`.
-fn sh_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "'\\''"))
-}
-
-/// Write `bytes` to `path` through a temp file and a rename.
-fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
-}
-
-/// Jobs being waited for, by the worker's job id: set when the stage is to be cancelled.
-fn active() -> &'static Mutex<HashMap<u64, bool>> {
-    static ACTIVE: OnceLock<Mutex<HashMap<u64, bool>>> = OnceLock::new();
-    ACTIVE.get_or_init(|| Mutex::new(HashMap::new()))
-}
-
-/// Cancel the Slurm job of worker job `id`, if one is being waited for (`mlp watch` stops
-/// one stage this way).
-pub fn cancel(id: u64) {
-    if let Some(flag) = lock(active()).get_mut(&id) {
-        *flag = true;
-    }
-}
-
-fn cancel_requested(id: u64) -> bool {
-    lock(active()).get(&id).copied().unwrap_or(false)
 }
 
 /// Time between two `squeue` calls (`MLP_SLURM_POLL_MS`, default 500 ms).

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::client::{Client, JobInfo, Node};
 use super::poll::{Seen, poller};
-use super::{NO_WORKSPACE, Submission, cancel_requested, lost_after, poll_interval};
+use super::{NO_WORKSPACE, Submission, lost_after, poll_interval};
+use crate::jobs::cancel_requested;
 
 /// `CPU=1, node2=1`.
 fn show_asked(want: &BTreeMap<String, f64>) -> String {

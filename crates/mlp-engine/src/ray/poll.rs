@@ -7,14 +7,12 @@
 //! sixteenth of the last list.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Condvar, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::client::{Client, JobInfo};
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
+use crate::jobs::lock;
 
 /// What the poller last saw of a job.
 #[derive(Clone, Debug, PartialEq)]

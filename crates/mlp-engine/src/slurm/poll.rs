@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::process::Command;
 use std::process::Stdio;
-use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Condvar, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 /// Slurm states after which a job never runs again.
@@ -27,9 +27,7 @@ pub(crate) fn terminal(state: &str) -> bool {
     TERMINAL.contains(&word)
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
+use crate::jobs::lock;
 
 /// What the poller last saw of a job.
 #[derive(Clone, Debug, PartialEq, Eq)]
