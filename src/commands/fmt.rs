@@ -19,7 +19,7 @@ pub fn fmt(cli: &Cli, args: &FmtArgs) -> ExitStatus {
     let mut unformatted = 0;
     let mut errors = 0;
     for f in &files {
-        let bytes = match std::fs::read(f) {
+        let bytes = match mlp_plan::read_source_file(f) {
             Ok(b) => b,
             Err(e) => {
                 errors += 1;

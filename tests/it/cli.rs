@@ -81,3 +81,58 @@ fn the_pipeline_file_is_found_upward_and_a_missing_one_is_explained() {
     let out = Workspace::empty().mlp(&["run"]).failure(1);
     assert!(out.stderr().contains("-f FILE"));
 }
+
+/// `mlp check` (and `mlp fmt`) on an include or params path that is a device, a FIFO, a
+/// directory or a symlink loop: a clear error at once (reading `/dev/zero` or opening a
+/// FIFO used to block forever). A command still running after a minute counts as hung.
+#[test]
+fn hostile_source_paths_are_refused_at_once() {
+    use std::time::{Duration, Instant};
+    let ws = Workspace::empty();
+    let fifo = ws.path().join("fifo");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+    std::fs::create_dir(ws.path().join("dir")).unwrap();
+    std::os::unix::fs::symlink("loop2", ws.path().join("loop1")).unwrap();
+    std::os::unix::fs::symlink("loop1", ws.path().join("loop2")).unwrap();
+    let stage = "stage a { out o = \"a.txt\"  run \"touch a.txt\" }\n";
+    let cases = [
+        (
+            "include \"/dev/zero\"",
+            "cannot read `/dev/zero`: it is a device, not a regular file",
+        ),
+        (
+            "include \"fifo\"",
+            "cannot read `fifo`: it is a FIFO, not a regular file",
+        ),
+        (
+            "include \"dir\"",
+            "cannot read `dir`: it is a directory, not a regular file",
+        ),
+        ("include \"loop1\"", "cannot read `loop1`: "),
+        (
+            "params \"/dev/zero\"",
+            "cannot read params file `/dev/zero`: it is a device",
+        ),
+        (
+            "params \"fifo\"",
+            "cannot read params file `fifo`: it is a FIFO",
+        ),
+    ];
+    for (item, says) in cases {
+        ws.write("pipeline.mlp", format!("{item}\n{stage}"));
+        let mut child = ws.command(&["check"]).spawn();
+        let started = Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            if started.elapsed() > Duration::from_secs(60) {
+                let _ = child.kill();
+                panic!("`mlp check` on `{item}` hangs");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let out = crate::common::Output::of(child).failure(1);
+        assert!(out.stderr().contains(says), "{item}: {}", out.stderr());
+    }
+    let out = ws.mlp(&["fmt", "--check", "/dev/zero"]).failure(1);
+    assert!(out.stderr().contains("it is a device"), "{}", out.stderr());
+}

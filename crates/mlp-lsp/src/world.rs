@@ -127,7 +127,8 @@ impl World {
         if let Some(d) = self.docs.get(path) {
             return Some(d.text.clone());
         }
-        std::fs::read_to_string(path).ok().map(Arc::new)
+        let bytes = mlp_plan::read_source_file(path).ok()?;
+        String::from_utf8(bytes).ok().map(Arc::new)
     }
 
     /// The pipelines a change to `path` must re-check: those that read it, or the `.mlp`

@@ -15,7 +15,9 @@ pub mod value;
 
 pub use codes::Code;
 pub use diag::{Diagnostic, Diagnostics, Style};
-pub use lower::{Options, Plan, load, load_str, syntax_diagnostics};
+pub use lower::{
+    MAX_SOURCE_BYTES, Options, Plan, load, load_str, read_source_file, syntax_diagnostics,
+};
 pub use model::*;
 pub use paths::{glob_match, is_under, normalize};
 pub use shell::quote;

@@ -253,7 +253,7 @@ impl Lowerer {
                 return Ok(t.as_bytes().to_vec());
             }
         }
-        std::fs::read(path)
+        read_source_file(path)
     }
 
     /// How many diagnostics so far.
@@ -300,4 +300,56 @@ impl Lowerer {
             tracking: top.tracking,
         })
     }
+}
+
+/// The largest pipeline, include or params file mlp reads: a generated 10,000-stage
+/// pipeline is about 3 MB.
+pub const MAX_SOURCE_BYTES: u64 = 64 << 20;
+
+/// Read a pipeline, include or params file: a regular file (a directory, FIFO or device
+/// would block or never end: `include "/dev/zero"`) of at most [`MAX_SOURCE_BYTES`]. The
+/// error says which, so that `cannot read `PATH`: ...` names the fix.
+pub fn read_source_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::{Error, ErrorKind, Read};
+    use std::os::unix::fs::FileTypeExt;
+    // Follows symlinks; a symlink loop is an error here (ELOOP).
+    let meta = std::fs::metadata(path)?;
+    let ft = meta.file_type();
+    if !ft.is_file() {
+        let what = if ft.is_dir() {
+            "a directory"
+        } else if ft.is_fifo() {
+            "a FIFO"
+        } else if ft.is_char_device() || ft.is_block_device() {
+            "a device"
+        } else if ft.is_socket() {
+            "a socket"
+        } else {
+            "not a file"
+        };
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("it is {what}, not a regular file"),
+        ));
+    }
+    let too_big = || {
+        Error::new(
+            ErrorKind::InvalidData,
+            format!(
+                "it is larger than {} MiB, the limit for pipeline, include and params files",
+                MAX_SOURCE_BYTES >> 20
+            ),
+        )
+    };
+    if meta.len() > MAX_SOURCE_BYTES {
+        return Err(too_big());
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    std::fs::File::open(path)?
+        .take(MAX_SOURCE_BYTES + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_SOURCE_BYTES {
+        return Err(too_big());
+    }
+    Ok(bytes)
 }
