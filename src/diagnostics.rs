@@ -2,7 +2,9 @@
 
 use std::io::IsTerminal;
 
-use mlp_plan::{Diagnostics, Style};
+use mlp_plan::{Code, Diagnostics, Style};
+
+use crate::exit::ExitStatus;
 
 /// Diagnostics go to stderr: graphical with colour on a terminal, without colour when
 /// `NO_COLOR` is set or stderr is not a terminal.
@@ -24,5 +26,16 @@ pub fn report(d: &Diagnostics, json: bool) {
         );
     } else {
         eprint!("{}", d.render(style()));
+    }
+}
+
+/// The exit status for diagnostics: bad usage (2) when every one is about a `--set` on the
+/// command line, else a failure (1).
+pub fn exit_status(d: &Diagnostics) -> ExitStatus {
+    let usage = [Code::UnknownOverride.as_str(), Code::OverrideType.as_str()];
+    if !d.items.is_empty() && d.items.iter().all(|i| usage.contains(&i.code)) {
+        ExitStatus::Usage
+    } else {
+        ExitStatus::Failure
     }
 }

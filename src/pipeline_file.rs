@@ -78,7 +78,7 @@ pub fn load(cli: &Cli, overrides: Vec<(String, String)>, json: bool) -> Result<P
     )
     .map_err(|d| {
         diagnostics::report(&d, json);
-        ExitStatus::Failure
+        diagnostics::exit_status(&d)
     })
 }
 

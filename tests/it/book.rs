@@ -194,9 +194,11 @@ fn every_mlp_code_block_passes_check() {
             if let Some(code) = b.attrs.get("error") {
                 errors += 1;
                 let (out, codes) = check_in_tempdir(&files, &b.body, &sets);
-                if out.code() != 1 {
+                // A bad `--set` is bad usage (exit 2); anything else in the pipeline, 1.
+                let want = if sets.is_empty() { 1 } else { 2 };
+                if out.code() != want {
                     failures.push(format!(
-                        "{place}: an `mlp,error` block must fail `mlp check` with exit code 1, got {:?}\n{}",
+                        "{place}: an `mlp,error` block must fail `mlp check` with exit code {want}, got {:?}\n{}",
                         Some(out.code()),
                         b.body
                     ));

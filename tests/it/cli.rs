@@ -136,3 +136,35 @@ fn hostile_source_paths_are_refused_at_once() {
     let out = ws.mlp(&["fmt", "--check", "/dev/zero"]).failure(1);
     assert!(out.stderr().contains("it is a device"), "{}", out.stderr());
 }
+
+/// `--set` is checked against the params file's types, names itself, and is bad usage
+/// (exit 2); a quoted value forces a string.
+#[test]
+fn set_is_checked_against_the_params_types() {
+    let ws = Workspace::new(
+        "params \"params.yaml\"\nstage a { params train.lr  out o = \"a.txt\"  run \"echo ${params.train.lr} > a.txt\" }\n",
+    );
+    ws.write("params.yaml", "train:\n  lr: 0.5\n  name: gbm\n");
+    let out = ws.mlp(&["check", "--set", "train.lr=abc"]).failure(2);
+    assert!(
+        out.stderr().contains(
+            "`--set train.lr=abc`: `train.lr` is a number in the params, and `abc` is a string"
+        ),
+        "{}",
+        out.stderr()
+    );
+    let out = ws.mlp(&["check", "--set", "train=5"]).failure(2);
+    assert!(
+        out.stderr().contains("`train` is a map"),
+        "{}",
+        out.stderr()
+    );
+    ws.mlp(&["check", "--set", "train.lr=abc", "--set", "trian.lr=1"])
+        .failure(2);
+    ws.mlp(&["check", "--set", "train.lr=1"]).success();
+    ws.mlp(&["check", "--set", "train.name=7"]).failure(2);
+    ws.mlp(&["check", "--set", "train.name=\"7\""]).success();
+    // Not only check: a run with a bad `--set` runs nothing.
+    ws.mlp(&["run", "--set", "train.lr=abc"]).failure(2);
+    assert!(!ws.exists("a.txt"));
+}

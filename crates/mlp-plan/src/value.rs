@@ -99,6 +99,12 @@ impl Value {
             "null" => return Value::Null,
             _ => {}
         }
+        // `--set 'k="5"'`: a JSON string, forced (no number, bool or list is read into it).
+        if text.starts_with('"')
+            && let Ok(serde_json::Value::String(s)) = serde_json::from_str(text)
+        {
+            return Value::Str(s);
+        }
         if (text.starts_with('[') || text.starts_with('{'))
             && let Ok(j) = serde_json::from_str::<serde_json::Value>(text)
         {

@@ -84,6 +84,7 @@ codes! {
     TrackingSetting = "E0141", "A `tracking` setting that is unknown, given twice, not a string, or not an `http://` URI.";
     DuplicateTracking = "E0142", "Two `tracking` items in the pipeline.";
     RaySetting = "E0143", "A malformed value of an `executor ray` setting.";
+    OverrideType = "E0144", "`--set KEY=VALUE` gives a value of another type than the params file's.";
 }
 
 impl Code {

@@ -119,7 +119,27 @@ impl Lowerer {
                 self.err(d);
                 continue;
             }
-            let v = Value::parse_cli(v);
+            let parsed = Value::parse_cli(v);
+            if let Some(old) = Value::lookup(&self.params, k)
+                && !same_kind(old, &parsed)
+                && !v.starts_with('"')
+            {
+                let (was, is) = (old.type_name(), parsed.type_name());
+                let d = Diagnostic::new(
+                    Code::OverrideType,
+                    format!("`--set {k}={v}`: `{k}` is a {was} in the params, and `{v}` is a {is}"),
+                )
+                .help(if was == "string" {
+                    format!("quote it to give a string: --set '{k}=\"{v}\"'")
+                } else {
+                    format!(
+                        "give a {was}, or quote the value to force a string: --set '{k}=\"{v}\"'"
+                    )
+                });
+                self.err(d);
+                continue;
+            }
+            let v = parsed;
             Value::insert(&mut self.params, k, v.clone());
             overrides.push((k.clone(), v));
         }
@@ -152,6 +172,15 @@ impl Lowerer {
             }
         }
     }
+}
+
+/// Whether `--set` may replace `old` with `new`: the same kind of value (an integer and a
+/// float are both numbers; a null in the params takes anything).
+fn same_kind(old: &Value, new: &Value) -> bool {
+    let number = |v: &Value| matches!(v, Value::Int(_) | Value::Float(_));
+    matches!(old, Value::Null)
+        || (number(old) && number(new))
+        || std::mem::discriminant(old) == std::mem::discriminant(new)
 }
 
 /// Merge a params file into the params read so far: maps merge key by key, anything else
