@@ -5,8 +5,8 @@ use mlp_engine::run::human_ms;
 
 use crate::cli::{Cli, ShowArgs};
 use crate::exit::{self, ExitStatus};
-use crate::human::when;
 use crate::pipeline_file::history_store;
+use mlp_report::table::when;
 
 pub fn show(cli: &Cli, args: &ShowArgs) -> ExitStatus {
     let store = match history_store(cli) {

@@ -6,6 +6,9 @@ use std::collections::HashMap;
 use std::io::{self, Write};
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::Instant;
+
+use crate::exec::{Exit, Job, ProcessTable};
 
 /// A lock that a panicking holder does not poison for the others.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -60,4 +63,24 @@ pub fn cancel(id: u64) {
 
 pub(crate) fn cancel_requested(id: u64) -> bool {
     lock(waiting()).get(&id).copied().unwrap_or(false)
+}
+
+/// Why the worker waiting on worker job `id` must stop its cluster job now: the run was
+/// cancelled (Ctrl-C), `mlp watch` stopped the stage, or the stage's `timeout` has passed
+/// since the job started running; `None` to keep waiting.
+pub(crate) fn stop_reason(
+    table: &ProcessTable,
+    id: u64,
+    job: &Job,
+    running_since: Option<Instant>,
+) -> Option<Exit> {
+    if table.is_cancelled() || cancel_requested(id) {
+        Some(Exit::Cancelled)
+    } else if let (Some(limit), Some(since)) = (job.timeout, running_since)
+        && since.elapsed() >= limit
+    {
+        Some(Exit::TimedOut)
+    } else {
+        None
+    }
 }

@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::exec::{Exit, Finished, Job, ProcessTable};
 use crate::executor::Executor;
-use crate::jobs::{self, cancel_requested, digest, sh_quote, write_atomic};
+use crate::jobs::{self, digest, sh_quote, stop_reason, write_atomic};
 use crate::workspace::now_ms;
 
 mod poll;
@@ -371,16 +371,7 @@ impl Submission {
             }
             match cancelled_at {
                 None => {
-                    let why = if table.is_cancelled() || cancel_requested(id) {
-                        Some(Exit::Cancelled)
-                    } else if let (Some(limit), Some(since)) = (job.timeout, running_since)
-                        && since.elapsed() >= limit
-                    {
-                        Some(Exit::TimedOut)
-                    } else {
-                        None
-                    };
-                    if let Some(why) = why {
+                    if let Some(why) = stop_reason(table, id, job, running_since) {
                         scancel(jobid);
                         ended.ours = Some(why);
                         cancelled_at = Some(Instant::now());

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 use super::client::{Client, JobInfo, Node};
 use super::poll::{Seen, poller};
 use super::{NO_WORKSPACE, Submission, lost_after, poll_interval};
-use crate::jobs::cancel_requested;
+use crate::jobs::stop_reason;
 
 /// `CPU=1, node2=1`.
 fn show_asked(want: &BTreeMap<String, f64>) -> String {
@@ -152,16 +152,7 @@ impl Submission {
             }
             match stopped_at {
                 None => {
-                    let why = if table.is_cancelled() || cancel_requested(id) {
-                        Some(Exit::Cancelled)
-                    } else if let (Some(limit), Some(since)) = (job.timeout, running_since)
-                        && since.elapsed() >= limit
-                    {
-                        Some(Exit::TimedOut)
-                    } else {
-                        None
-                    };
-                    if let Some(why) = why {
+                    if let Some(why) = stop_reason(table, id, job, running_since) {
                         let _ = api.stop(sid);
                         ended.ours = Some(why);
                         stopped_at = Some(Instant::now());
