@@ -170,6 +170,16 @@ pub fn run(
         stages: n_selected,
     });
 
+    if let Some(from) = store.meta(crate::workspace::RECOVERED_FROM)?
+        && !from.is_empty()
+    {
+        reporter.event(&Event::Warning {
+            message: format!(
+                "the state store could not be read after a crash; it was moved to `{from}` and a new one started (run history and run-cache start afresh; outputs are checked and rebuilt as needed)"
+            ),
+        });
+        store.put_meta(crate::workspace::RECOVERED_FROM, "")?;
+    }
     let baseline = crate::judge::baseline(store)?;
     let facts = Facts {
         ws,

@@ -14,6 +14,9 @@ use std::path::{Path, PathBuf};
 
 use crate::store::{SledStore, StoreError};
 
+/// The store's meta key naming where a corrupt store was moved (empty once reported).
+pub const RECOVERED_FROM: &str = "recovered_from";
+
 #[derive(Clone, Debug)]
 pub struct Workspace {
     pub root: PathBuf,
@@ -56,8 +59,31 @@ impl Workspace {
         Ok(())
     }
 
+    ///
+    /// A store that sled finds corrupt when it reopens it (sled 0.34 can rarely leave one
+    /// after a kill -9) is moved aside to `.mlp/store.corrupt-MS`, not deleted, and a new
+    /// one is started: the outputs and the object cache are intact, so the next run reruns
+    /// what it can no longer prove fresh. The new store names the old one under
+    /// [`RECOVERED_FROM`], and `mlp run` warns once.
     pub fn open_store(&self) -> Result<SledStore, StoreError> {
-        SledStore::open(&self.store_path())
+        let path = self.store_path();
+        match SledStore::open(&path) {
+            Err(StoreError::Sled {
+                source: sled::Error::Corruption { .. },
+                ..
+            }) => {
+                let aside = self.dir.join(format!("store.corrupt-{}", now_ms()));
+                std::fs::rename(&path, &aside).map_err(|e| StoreError::Sled {
+                    path: path.clone(),
+                    source: sled::Error::Io(e),
+                })?;
+                let store = SledStore::open(&path)?;
+                use crate::store::Store;
+                store.put_meta(RECOVERED_FROM, &aside.display().to_string())?;
+                Ok(store)
+            }
+            r => r,
+        }
     }
 }
 
