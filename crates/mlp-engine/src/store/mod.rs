@@ -28,7 +28,7 @@ mod record;
 #[cfg(test)]
 mod tests;
 
-pub use self::api::Store;
+pub use self::api::{BATCH, Store};
 pub use self::disk::{SCHEMA_VERSION, SledStore};
 pub use self::error::StoreError;
 pub use self::mem::MemStore;

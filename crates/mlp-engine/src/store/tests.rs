@@ -182,6 +182,63 @@ fn contract(store: &dyn Store) {
     store.flush().unwrap();
 }
 
+/// `put_records`: what `put_record` of each, in order, would leave (batches larger than
+/// one transaction included; a later record of a stage wins).
+fn batch_contract(store: &dyn Store) {
+    let mut recs: Vec<StageRecord> = (0..BATCH + 10)
+        .map(|i| {
+            rec(
+                &format!("s{i}"),
+                &format!("id{i}"),
+                Outcome::Succeeded,
+                "r1",
+            )
+        })
+        .collect();
+    let failed = rec(
+        "s3",
+        "idf",
+        Outcome::Failed {
+            code: Some(1),
+            signal: None,
+        },
+        "r1",
+    );
+    recs.push(failed.clone());
+    store.put_records(&recs).unwrap();
+    for r in &recs[..BATCH + 10] {
+        assert_eq!(store.cached(&r.identity).unwrap().as_ref(), Some(r));
+        assert_eq!(store.last_success(&r.stage).unwrap().as_ref(), Some(r));
+    }
+    assert_eq!(store.last("s3").unwrap(), Some(failed));
+    assert_eq!(store.last_success("s3").unwrap(), Some(recs[3].clone()));
+    assert_eq!(store.cached("idf").unwrap(), None);
+    store.put_records(&[]).unwrap();
+}
+
+#[test]
+fn mem_store_batches() {
+    batch_contract(&MemStore::new());
+}
+
+#[test]
+fn sled_store_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state");
+    {
+        let store = SledStore::open(&path).unwrap();
+        batch_contract(&store);
+    }
+    // And they are there after a clean close.
+    let store = SledStore::open(&path).unwrap();
+    assert!(
+        store
+            .last_success(&format!("s{}", BATCH + 9))
+            .unwrap()
+            .is_some()
+    );
+}
+
 #[test]
 fn mem_store_contract() {
     contract(&MemStore::new());
