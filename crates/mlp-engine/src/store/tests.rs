@@ -8,7 +8,7 @@ fn rec(stage: &str, identity: &str, outcome: Outcome, run: &str) -> StageRecord 
     StageRecord {
         stage: stage.into(),
         identity: identity.into(),
-        key: json!({"cmd": format!("run {stage}"), "deps": {"a.txt": identity}}),
+        key: KeyJson::of(&json!({"cmd": format!("run {stage}"), "deps": {"a.txt": identity}})),
         outputs: vec![OutputRecord {
             path: format!("out/{stage}.bin"),
             digest: "ab".repeat(32),
