@@ -14,6 +14,9 @@ pub const SCHEMA_VERSION: u32 = 1;
 
 pub(super) const SCHEMA_KEY: &[u8] = b"schema_version";
 
+/// How long [`SledStore::open`] waits for a lock sled is still letting go of.
+const RELOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// The on-disk [`Store`], a sled database in one directory.
 ///
 /// `put_record` writes `last`, `last_ok` and `cache` in one sled transaction
@@ -62,22 +65,25 @@ impl SledStore {
     /// if it was written by an unknown schema version.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let path = dir.to_path_buf();
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(dir)
             // Records are small and read once per run: a small page cache bounds memory
             // in long-lived processes (`mlp watch`).
-            .cache_capacity(16 * 1024 * 1024)
-            .open()
-            .map_err(|e| {
-                if is_lock_error(&e) {
-                    StoreError::Locked { path: path.clone() }
-                } else {
-                    StoreError::Sled {
-                        path: path.clone(),
-                        source: e,
-                    }
+            .cache_capacity(16 * 1024 * 1024);
+        // sled lets go of its file lock a moment after the last handle is dropped (an I/O
+        // thread of its own may still hold the log): a reopen in the same process right
+        // after a close can find it still locked. Wait that moment out.
+        let deadline = std::time::Instant::now() + RELOCK_WAIT;
+        let db = loop {
+            match config.open() {
+                Ok(db) => break db,
+                Err(e) if is_lock_error(&e) && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
                 }
-            })?;
+                Err(e) if is_lock_error(&e) => return Err(StoreError::Locked { path }),
+                Err(source) => return Err(StoreError::Sled { path, source }),
+            }
+        };
         let sled_err = |source| StoreError::Sled {
             path: path.clone(),
             source,
