@@ -122,10 +122,18 @@ impl Coordinator<'_> {
             if self.queue.has_evaluable() {
                 let batch = self.queue.take_evaluable();
                 let (decider, states) = (self.decider, &self.states);
-                let decisions: Vec<(StageId, Decision)> = batch
-                    .par_iter()
-                    .map(|&i| (i, decider.decide(i, states)))
-                    .collect();
+                // One stage (a chain): on this thread, without waking rayon's.
+                let decisions: Vec<(StageId, Decision)> = if batch.len() == 1 {
+                    batch
+                        .iter()
+                        .map(|&i| (i, decider.decide(i, states)))
+                        .collect()
+                } else {
+                    batch
+                        .par_iter()
+                        .map(|&i| (i, decider.decide(i, states)))
+                        .collect()
+                };
                 for (i, d) in decisions {
                     if let Some(st) = self.apply(i, d)? {
                         self.finish(i, st);

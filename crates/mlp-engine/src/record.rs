@@ -139,92 +139,139 @@ pub struct Outcomes {
     pub promote: bool,
 }
 
-/// The run's entry in the history: what ran and how, with params, metrics and output
-/// hashes of every stage (a stage that did not run this time is listed with what its
-/// last success left, so that `mlp checkout` and baselines see the whole pipeline).
+/// The run's entry in the history, as JSON text: what ran and how, with params, metrics
+/// and output hashes of every stage (a stage that did not run this time is listed with
+/// what its last success left, so that `mlp checkout` and baselines see the whole
+/// pipeline). Each stage's entry is encoded as soon as it is made: at 100,000 stages a
+/// JSON tree of the whole run was hundreds of megabytes.
 pub fn run_record(
     f: &Facts<'_>,
     states: &[StageState],
     o: &Outcomes,
-) -> Result<serde_json::Value, EngineError> {
-    let mut stages = serde_json::Map::new();
+) -> Result<Vec<u8>, EngineError> {
+    let mut stages = std::collections::BTreeMap::new();
     for &i in &f.p.order {
-        let s = &f.p.stages[i];
-        let st = &states[i];
-        let status = if st.selected {
-            st.status.clone().unwrap_or(Status::NotRun)
-        } else {
-            Status::NotRun
-        };
-        let mut v = serde_json::to_value(&status).unwrap_or_default();
-        let rec = match &st.record {
-            Some(r) => Some(r.clone()),
-            None => f.store.last_success(&s.name)?,
-        };
-        if let Some(obj) = v.as_object_mut() {
-            if !st.selected {
-                obj.insert("status".into(), "not_selected".into());
-            }
-            if let Some(r) = &rec {
-                obj.insert("identity".into(), r.identity.clone().into());
-                obj.insert(
-                    "outputs".into(),
-                    serde_json::to_value(&r.outputs).unwrap_or_default(),
-                );
-                obj.insert("metrics".into(), r.metrics.clone());
-                if st.record.is_some() {
-                    obj.insert("started_ms".into(), r.started_ms.into());
-                    obj.insert("ended_ms".into(), r.ended_ms.into());
-                    obj.insert(
-                        "duration_ms".into(),
-                        r.ended_ms.saturating_sub(r.started_ms).into(),
-                    );
-                    obj.insert("attempts".into(), r.attempts.into());
-                    obj.insert("cpu_ms".into(), r.cpu_ms.into());
-                    obj.insert("max_rss_kb".into(), r.max_rss_kb.into());
-                    obj.insert("fallback_used".into(), r.fallback_used.into());
-                } else {
-                    obj.insert("from_run".into(), r.run_id.clone().into());
-                }
-            }
-            // What an exporter (MLflow) needs without the pipeline at hand: the params
-            // values the stage used and which of its outputs are metrics files.
-            let used: serde_json::Map<String, serde_json::Value> = s
-                .params
-                .iter()
-                .map(|(k, v)| (k.clone(), v.to_json()))
-                .collect();
-            obj.insert("params".into(), used.into());
-            let metric_files: Vec<&str> = s
-                .outputs
-                .iter()
-                .filter(|o| o.metrics)
-                .map(|o| o.path.as_str())
-                .collect();
-            obj.insert("metric_files".into(), metric_files.into());
-            if !st.notes.is_empty() {
-                obj.insert("notes".into(), st.notes.clone().into());
-            }
-        }
-        stages.insert(s.name.clone(), v);
+        let v = stage_entry(f, i, &states[i])?;
+        let raw = serde_json::value::to_raw_value(&v).map_err(|e| {
+            EngineError::Store(StoreError::Encode {
+                what: "run record".into(),
+                detail: e.to_string(),
+            })
+        })?;
+        stages.insert(f.p.stages[i].name.as_str(), raw);
     }
     let git = git_state(&f.ws.root);
-    Ok(serde_json::json!({
-        "id": f.run_id,
-        "pipeline": f.p.name,
-        "started_ms": o.started_ms,
-        "ended_ms": now_ms(),
-        "ok": o.ok,
-        "interrupted": o.interrupted,
-        "git": git.map(|(commit, dirty)| serde_json::json!({"commit": commit, "dirty": dirty})),
-        "targets": f.opts.targets,
-        "params": mlp_plan::Value::Map(f.p.params.clone()).to_json(),
-        "overrides": f.opts.overrides,
-        "promoted": o.promote && o.ok,
-        "baseline": f.store.meta(crate::judge::BASELINE)?,
-        "order": f.p.order.iter().map(|&i| f.p.stages[i].name.clone()).collect::<Vec<_>>(),
-        "stages": stages,
-    }))
+    let run = RunRecord {
+        id: &f.run_id,
+        pipeline: &f.p.name,
+        started_ms: o.started_ms,
+        ended_ms: now_ms(),
+        ok: o.ok,
+        interrupted: o.interrupted,
+        git: git.map(|(commit, dirty)| serde_json::json!({"commit": commit, "dirty": dirty})),
+        targets: &f.opts.targets,
+        params: mlp_plan::Value::Map(f.p.params.clone()).to_json(),
+        overrides: &f.opts.overrides,
+        promoted: o.promote && o.ok,
+        baseline: f.store.meta(crate::judge::BASELINE)?,
+        order: f
+            .p
+            .order
+            .iter()
+            .map(|&i| f.p.stages[i].name.as_str())
+            .collect(),
+        stages,
+    };
+    serde_json::to_vec(&run).map_err(|e| {
+        EngineError::Store(StoreError::Encode {
+            what: "run record".into(),
+            detail: e.to_string(),
+        })
+    })
+}
+
+/// The run record's top level (its keys in the order a JSON map of it would have).
+#[derive(serde::Serialize)]
+struct RunRecord<'a> {
+    baseline: Option<String>,
+    ended_ms: u64,
+    git: Option<serde_json::Value>,
+    id: &'a str,
+    interrupted: bool,
+    ok: bool,
+    order: Vec<&'a str>,
+    overrides: &'a [(String, String)],
+    params: serde_json::Value,
+    pipeline: &'a str,
+    promoted: bool,
+    stages: std::collections::BTreeMap<&'a str, Box<serde_json::value::RawValue>>,
+    started_ms: u64,
+    targets: &'a [String],
+}
+
+/// One stage's entry in the run record.
+fn stage_entry(f: &Facts<'_>, i: usize, st: &StageState) -> Result<serde_json::Value, EngineError> {
+    let s = &f.p.stages[i];
+    let status = if st.selected {
+        st.status.clone().unwrap_or(Status::NotRun)
+    } else {
+        Status::NotRun
+    };
+    let mut v = serde_json::to_value(&status).unwrap_or_default();
+    let last;
+    let rec = match &st.record {
+        Some(r) => Some(r),
+        None => {
+            last = f.store.last_success(&s.name)?;
+            last.as_ref()
+        }
+    };
+    if let Some(obj) = v.as_object_mut() {
+        if !st.selected {
+            obj.insert("status".into(), "not_selected".into());
+        }
+        if let Some(r) = rec {
+            obj.insert("identity".into(), r.identity.clone().into());
+            obj.insert(
+                "outputs".into(),
+                serde_json::to_value(&r.outputs).unwrap_or_default(),
+            );
+            obj.insert("metrics".into(), r.metrics.clone());
+            if st.record.is_some() {
+                obj.insert("started_ms".into(), r.started_ms.into());
+                obj.insert("ended_ms".into(), r.ended_ms.into());
+                obj.insert(
+                    "duration_ms".into(),
+                    r.ended_ms.saturating_sub(r.started_ms).into(),
+                );
+                obj.insert("attempts".into(), r.attempts.into());
+                obj.insert("cpu_ms".into(), r.cpu_ms.into());
+                obj.insert("max_rss_kb".into(), r.max_rss_kb.into());
+                obj.insert("fallback_used".into(), r.fallback_used.into());
+            } else {
+                obj.insert("from_run".into(), r.run_id.clone().into());
+            }
+        }
+        // What an exporter (MLflow) needs without the pipeline at hand: the params
+        // values the stage used and which of its outputs are metrics files.
+        let used: serde_json::Map<String, serde_json::Value> = s
+            .params
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_json()))
+            .collect();
+        obj.insert("params".into(), used.into());
+        let metric_files: Vec<&str> = s
+            .outputs
+            .iter()
+            .filter(|o| o.metrics)
+            .map(|o| o.path.as_str())
+            .collect();
+        obj.insert("metric_files".into(), metric_files.into());
+        if !st.notes.is_empty() {
+            obj.insert("notes".into(), st.notes.clone().into());
+        }
+    }
+    Ok(v)
 }
 
 /// The next snapshot: every stage that is up to date now, with what it watched.

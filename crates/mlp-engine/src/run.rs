@@ -257,7 +257,7 @@ pub fn run(
             promote: c.promote,
         };
         let rec = record::run_record(&facts, &c.states, &outcomes)?;
-        store.put_run(&run_id, &rec)?;
+        store.put_run_json(&run_id, &rec)?;
         if c.promote && report.ok() {
             store.put_meta(BASELINE, &run_id)?;
         }

@@ -34,6 +34,15 @@ pub trait Store: Send + Sync {
     fn remove_stats(&self, paths: &[String]) -> Result<(), StoreError>;
     /// Records a run in the history (ids must sort by time; the caller makes them so).
     fn put_run(&self, id: &str, run: &serde_json::Value) -> Result<(), StoreError>;
+    /// Records a run given as JSON text (what [`Store::put_run`] would store for its
+    /// value), so that a large run need not be built as a JSON tree first.
+    fn put_run_json(&self, id: &str, json: &[u8]) -> Result<(), StoreError> {
+        let run = serde_json::from_slice(json).map_err(|e| StoreError::Encode {
+            what: format!("run {id:?}"),
+            detail: e.to_string(),
+        })?;
+        self.put_run(id, &run)
+    }
     /// One run of the history.
     fn run(&self, id: &str) -> Result<Option<serde_json::Value>, StoreError>;
     /// The whole run history, oldest first.

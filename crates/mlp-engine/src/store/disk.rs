@@ -279,6 +279,13 @@ impl Store for SledStore {
         self.flush_db()
     }
 
+    fn put_run_json(&self, id: &str, json: &[u8]) -> Result<(), StoreError> {
+        self.runs
+            .insert(id.as_bytes(), json)
+            .map_err(|e| self.sled_err(e))?;
+        self.flush_db()
+    }
+
     fn run(&self, id: &str) -> Result<Option<serde_json::Value>, StoreError> {
         match self.runs.get(id.as_bytes()).map_err(|e| self.sled_err(e))? {
             Some(v) => Ok(Some(self.decode_json(&format!("run {id:?}"), &v)?)),
