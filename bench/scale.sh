@@ -5,8 +5,9 @@
 #
 # Env: SIZES_COLD (default "1000 10000": chain and wide, cold runs, round-robin over the
 # engines, REPS each), BIG (default 100000: the wide pipeline of that size, cold run,
-# one stage's command changed, no-op; 0 skips it), REPS (default 3), WORK (default
-# /tmp/mlp-bench-scale).
+# one stage's command changed, no-op; 0 skips it), REPS (default 3; sizes of 10,000 and
+# more run once), WORK (default /tmp/mlp-bench-scale), CALLGRIND (default 1; 0 skips the
+# instruction counts).
 #
 # Prints markdown tables: seconds (median) and peak RSS (GNU time, the engine and its
 # children) per case, and each mlp's ratio to make and ninja. Wall seconds move with the
@@ -29,9 +30,9 @@ mkdir -p "$WORK"
 
 # One timed command in the current directory: "seconds max_rss_kb" (or "fail").
 timed() {
-  local out
-  if out=$( { /usr/bin/time -f "%e %M" "$@" >/dev/null 2>/dev/null; } 2>&1 ); then
-    echo "$out" | tail -1
+  local f=$WORK/time.out
+  if /usr/bin/time -o "$f" -f "%e %M" "$@" >/dev/null 2>&1; then
+    tail -1 "$f"
   else
     echo "fail 0"
   fi
@@ -50,7 +51,7 @@ cmd_of() {
 }
 gen_of() { case $1 in before|after) echo mlp ;; *) echo "$1" ;; esac; }
 
-echo "## Cold runs (median of $REPS, round-robin), -j2"
+echo "## Cold runs (median of $REPS below 10,000 stages, else one run; round-robin), -j2"
 echo
 echo "| shape | N | engine | cold_s | peak_MB |"
 echo "| --- | ---: | --- | ---: | ---: |"
@@ -58,7 +59,8 @@ declare -A secs=() rss=()
 for shape in chain wide; do
   for n in $SIZES_COLD; do
     declare -A runs=()
-    for _ in $(seq "$REPS"); do
+    reps=$REPS; [ "$n" -ge 10000 ] && reps=1
+    for _ in $(seq "$reps"); do
       for e in make ninja before after; do
         d=$WORK/$e-$shape-$n
         python3 "$HERE/gen.py" "$(gen_of "$e")" "$shape" "$n" "$d" >/dev/null
@@ -135,6 +137,7 @@ if [ "$BIG" -gt 0 ]; then
   done
 fi
 
+[ "${CALLGRIND:-1}" = 1 ] || exit 0
 echo
 echo "## Instructions of mlp's main thread (callgrind), 1,000 stages"
 echo
