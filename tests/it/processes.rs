@@ -338,3 +338,30 @@ fn sigkill_at_any_moment_leaves_a_consistent_workspace() {
         );
     }
 }
+
+#[test]
+fn a_stage_that_prints_nothing_has_no_log() {
+    let ws = Workspace::new(
+        r#"
+stage quiet {
+  out o = "q.txt"
+  run "echo q > ${out.o}"
+}
+stage loud {
+  out o = "l.txt"
+  run "echo to-stdout; echo to-stderr >&2; echo l > ${out.o}"
+}
+"#,
+    );
+    let r = ws.run(&["-j", "2"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.event("quiet")["log"].is_null(), "{}", r.stdout);
+    let log = r.event("loud")["log"].as_str().unwrap().to_string();
+    let log = std::fs::read_to_string(ws.path().join(log)).unwrap();
+    assert!(
+        log.contains("to-stdout") && log.contains("to-stderr"),
+        "{log}"
+    );
+    let logs = std::fs::read_dir(ws.path().join(".mlp/logs/00000001")).unwrap();
+    assert_eq!(logs.count(), 1);
+}
