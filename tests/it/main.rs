@@ -10,6 +10,7 @@ mod common;
 mod book;
 mod cli;
 mod consistency;
+mod crash;
 mod diagnostics;
 mod engine;
 mod example_churn;

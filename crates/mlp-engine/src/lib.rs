@@ -24,6 +24,7 @@ pub mod slurm;
 pub mod snapshot;
 mod state;
 pub mod store;
+mod sweep;
 mod worker;
 pub mod workspace;
 

@@ -22,6 +22,7 @@ use crate::record::{self, Facts, Outcomes};
 use crate::snapshot::Snapshot;
 use crate::state::StageState;
 use crate::store::{SledStore, Store};
+use crate::sweep::Unfinished;
 use crate::workspace::{Workspace, now_ms};
 
 pub use crate::control::{RunControl, RunOptions};
@@ -30,8 +31,12 @@ pub use crate::events::{EngineError, Event, FailureKind, Reporter, RunReport, St
 pub use crate::judge::{BASELINE, checks_digest};
 
 /// The fast no-op: when the snapshot says every stage is up to date and nothing it lists
-/// was touched, answer without parsing or opening the store.
+/// was touched (and the last run finished), answer without parsing or opening the store.
 pub fn nothing_to_do(ws: &Workspace, pipeline_file: &str) -> bool {
+    // A run that did not finish may have left strays for the next run to sweep.
+    if ws.dir.join(crate::sweep::RUNNING).exists() {
+        return false;
+    }
     let Some(snap) = Snapshot::read(&ws.snapshot_path()) else {
         return false;
     };
@@ -151,6 +156,13 @@ pub fn run(
         }
     }
 
+    // Strays of a run that did not finish are swept before anything is decided.
+    let unfinished = if opts.dry_run {
+        None
+    } else {
+        Some(Unfinished::begin(ws, pipeline)?.0)
+    };
+
     let old_snap = Snapshot::read(&ws.snapshot_path())
         .filter(|s| s.pipeline_file == opts.pipeline_file && s.overrides == opts.overrides);
     let snap = SnapView::new(pipeline, old_snap.as_ref(), &ws.root);
@@ -261,6 +273,9 @@ pub fn run(
             store.put_meta(BASELINE, &run_id)?;
         }
         store.flush()?;
+    }
+    if let Some(u) = unfinished {
+        u.finish()?;
     }
     c.reporter.event(&Event::Finish {
         run: record::short_id(&run_id),
