@@ -221,6 +221,7 @@ pub struct Outcome {
     pub failures: Vec<String>,
     pub moved_aside: u64,
     pub clean_ms: u128,
+    pub restore_ms: u128,
 }
 
 impl Campaign {
@@ -238,9 +239,11 @@ impl Campaign {
     pub fn run(&self) -> Outcome {
         let bytes = self.mb * 1024 * 1024;
         let text = pipeline(bytes);
-        // What a clean run of each version writes, and how long it takes.
+        // What a clean run of each version writes, how long one takes, and how long a run
+        // takes that restores a version from the run-cache (kills are spread over each).
         let mut expected = Vec::new();
         let mut clean_ms = 0;
+        let warm = Workspace::new(&text);
         for data in VERSIONS {
             let ws = Workspace::new(&text);
             ws.write("data.txt", data);
@@ -248,7 +251,13 @@ impl Campaign {
             ws.run(&["-j", "2"]).assert_ok();
             clean_ms = clean_ms.max(t.elapsed().as_millis());
             expected.push(outputs(ws.path()));
+            warm.write("data.txt", data);
+            warm.run(&["-j", "2"]).assert_ok();
         }
+        warm.write("data.txt", VERSIONS[0]);
+        let t = Instant::now();
+        warm.run(&["-j", "2"]).assert_ok();
+        let restore_ms = t.elapsed().as_millis();
         let mut rng = Rng(self.seed);
         let ws = Workspace::new(&text);
         let logs = tempfile::tempdir().unwrap();
@@ -258,6 +267,7 @@ impl Campaign {
             failures: Vec::new(),
             moved_aside: 0,
             clean_ms,
+            restore_ms,
         };
         for round in 0..self.rounds {
             let v = rng.below(3) as usize;
@@ -273,7 +283,8 @@ impl Campaign {
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("spawn setsid mlp");
-            let delay = rng.below(clean_ms as u64 * 6 / 5 + 1);
+            let span = if seen[v] { restore_ms } else { clean_ms };
+            let delay = rng.below(span as u64 * 11 / 10 + 1);
             std::thread::sleep(Duration::from_millis(delay));
             let finished_first = child.try_wait().ok().flatten().is_some();
             kill_session(child.id());
@@ -345,8 +356,8 @@ fn campaign() {
     );
     let o = c.run();
     eprintln!(
-        "kills by class: {:?}; clean run {} ms; stores moved aside: {}",
-        o.classes, o.clean_ms, o.moved_aside
+        "kills by class: {:?}; clean run {} ms, restoring run {} ms; stores moved aside: {}",
+        o.classes, o.clean_ms, o.restore_ms, o.moved_aside
     );
     assert!(
         o.failures.is_empty(),

@@ -16,6 +16,7 @@ mod engine;
 mod example_churn;
 mod example_llm_rag;
 mod examples;
+mod full_disk;
 mod grammar;
 mod import_dvc;
 mod init;

@@ -4,6 +4,7 @@ pub mod cache;
 pub mod control;
 mod coordinator;
 pub mod decide;
+mod disk;
 pub mod events;
 pub mod exec;
 pub mod executor;
