@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::Workspace;
+use crate::common::{Output, Run, Workspace};
 
 const VERSIONS: [&str; 3] = ["alpha\n", "beta beta\n", "gamma gamma gamma\n"];
 const STAGES: usize = 16;
@@ -213,6 +213,29 @@ pub struct Campaign {
     pub rounds: u64,
     pub seed: u64,
     pub mb: u64,
+    /// The `mlp` under test: this build's, or `MLP_CRASH_BIN` (bench/crash.sh passes a
+    /// release binary).
+    pub bin: String,
+}
+
+/// `mlp ARGS` in `dir` with the binary under test.
+fn mlp(bin: &str, dir: &Path, args: &[&str]) -> Output {
+    Command::new(bin)
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env_remove("MLFLOW_TRACKING_URI")
+        .env_remove("MLFLOW_EXPERIMENT_NAME")
+        .output()
+        .expect("spawn mlp")
+        .into()
+}
+
+/// `mlp run --json ARGS` in `dir`: its events.
+fn run(bin: &str, dir: &Path, args: &[&str]) -> Run {
+    let mut all = vec!["run", "--json"];
+    all.extend_from_slice(args);
+    mlp(bin, dir, &all).events()
 }
 
 /// Counts by class, and the failures (each naming seed and round).
@@ -233,6 +256,8 @@ impl Campaign {
             rounds: env_u64("MLP_CRASH_ROUNDS", rounds),
             seed: env_u64("MLP_CRASH_SEED", now),
             mb: env_u64("MLP_CRASH_MB", mb),
+            bin: std::env::var("MLP_CRASH_BIN")
+                .unwrap_or_else(|_| env!("CARGO_BIN_EXE_mlp").to_string()),
         }
     }
 
@@ -244,24 +269,29 @@ impl Campaign {
         let mut expected = Vec::new();
         let mut clean_ms = 0;
         let warm = Workspace::new(&text);
-        for data in VERSIONS {
+        for (v, data) in VERSIONS.iter().enumerate() {
             let ws = Workspace::new(&text);
             ws.write("data.txt", data);
-            let t = Instant::now();
-            ws.run(&["-j", "2"]).assert_ok();
-            clean_ms = clean_ms.max(t.elapsed().as_millis());
+            run(&self.bin, ws.path(), &["-j", "2"]).assert_ok();
             expected.push(outputs(ws.path()));
             warm.write("data.txt", data);
-            warm.run(&["-j", "2"]).assert_ok();
+            let t = Instant::now();
+            run(&self.bin, warm.path(), &["-j", "2"]).assert_ok();
+            // The first run also creates the store: time the others.
+            if v > 0 {
+                clean_ms = clean_ms.max(t.elapsed().as_millis());
+            }
         }
         warm.write("data.txt", VERSIONS[0]);
         let t = Instant::now();
-        warm.run(&["-j", "2"]).assert_ok();
+        run(&self.bin, warm.path(), &["-j", "2"]).assert_ok();
         let restore_ms = t.elapsed().as_millis();
         let mut rng = Rng(self.seed);
         let ws = Workspace::new(&text);
         let logs = tempfile::tempdir().unwrap();
         let mut seen = [false; 3];
+        let mut current = 2;
+        let mut span = [clean_ms as f64 * 1.1, restore_ms as f64 * 1.1];
         let mut out = Outcome {
             classes: BTreeMap::new(),
             failures: Vec::new(),
@@ -270,11 +300,13 @@ impl Campaign {
             restore_ms,
         };
         for round in 0..self.rounds {
-            let v = rng.below(3) as usize;
+            // Always another version than the last round's: every run has work to do.
+            let v = (current + 1 + rng.below(2) as usize) % 3;
+            current = v;
             ws.write("data.txt", VERSIONS[v]);
             let log = logs.path().join(format!("{round}.jsonl"));
             let mut child = Command::new("setsid")
-                .arg(env!("CARGO_BIN_EXE_mlp"))
+                .arg(&self.bin)
                 .args(["run", "--json", "-j", "2"])
                 .current_dir(ws.path())
                 .env("NO_COLOR", "1")
@@ -283,8 +315,10 @@ impl Campaign {
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("spawn setsid mlp");
-            let span = if seen[v] { restore_ms } else { clean_ms };
-            let delay = rng.below(span as u64 * 11 / 10 + 1);
+            // Kills spread over a span that adapts to how long such a run takes now (the
+            // machine's load changes): shorter after a run that finished first.
+            let kind = usize::from(seen[v]);
+            let delay = rng.below(span[kind] as u64 + 1);
             std::thread::sleep(Duration::from_millis(delay));
             let finished_first = child.try_wait().ok().flatten().is_some();
             kill_session(child.id());
@@ -295,6 +329,11 @@ impl Campaign {
                 seen[v],
             );
             *out.classes.entry(class).or_default() += 1;
+            span[kind] = if class == "after finish" {
+                span[kind] * 0.85
+            } else {
+                span[kind] * 1.05
+            };
             let fail = |what: String| {
                 format!(
                     "seed {} round {round} (version {v}, kill after {delay} ms, {class}): {what}",
@@ -302,7 +341,7 @@ impl Campaign {
                 )
             };
 
-            let next = ws.run(&["-j", "2"]);
+            let next = run(&self.bin, ws.path(), &["-j", "2"]);
             if next.code != 0 {
                 out.failures
                     .push(fail(format!("the next run failed:\n{}", next.stderr)));
@@ -323,7 +362,7 @@ impl Campaign {
                 out.failures
                     .push(fail(format!("outputs differ from a clean run: {wrong:?}")));
             }
-            let again = ws.run(&[]);
+            let again = run(&self.bin, ws.path(), &[]);
             if again.code != 0 || !again.nothing_to_do() {
                 out.failures.push(fail(format!(
                     "the run after the recovery did something: {:?}",
@@ -335,7 +374,7 @@ impl Campaign {
                 out.failures.push(fail(format!("left behind: {left:?}")));
             }
             for cmd in [&["runs"][..], &["status"][..]] {
-                let o = ws.mlp(cmd);
+                let o = mlp(&self.bin, ws.path(), cmd);
                 if o.code() != 0 {
                     out.failures
                         .push(fail(format!("mlp {cmd:?} failed: {}", o.stderr())));
@@ -351,8 +390,8 @@ impl Campaign {
 fn campaign() {
     let c = Campaign::from_env(30, 1);
     eprintln!(
-        "crash campaign: {} rounds of {} MB, MLP_CRASH_SEED={}",
-        c.rounds, c.mb, c.seed
+        "crash campaign: {} rounds of {} MB, MLP_CRASH_SEED={}, {}",
+        c.rounds, c.mb, c.seed, c.bin
     );
     let o = c.run();
     eprintln!(
