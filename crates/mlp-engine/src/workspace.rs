@@ -8,6 +8,7 @@
 //! .mlp/logs/RUN/     each stage's output, per run
 //! .mlp/slurm/        Slurm job files (STAGE.job) and job results (JOBID.result)
 //! .mlp/ray/          Ray job files (STAGE.job)
+//! .mlp/running       present while a run runs; left by one that did not finish (sweep.rs)
 //! ```
 
 use std::path::{Path, PathBuf};
