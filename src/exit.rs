@@ -7,6 +7,7 @@
 use std::fmt::Display;
 use std::process::ExitCode;
 
+use mlp_engine::lock::LockError;
 use mlp_engine::run::EngineError;
 
 /// The exit status of a command.
@@ -91,7 +92,9 @@ fn print_error(command: Option<&str>, message: impl Display) {
 /// Print an engine error and choose the exit status its kind calls for.
 pub fn engine_error(e: EngineError) -> ExitStatus {
     let status = match &e {
-        EngineError::Busy(_) | EngineError::InProgress(_) => ExitStatus::Busy,
+        EngineError::Busy(LockError::Held { .. }) | EngineError::InProgress(_) => ExitStatus::Busy,
+        // The lock file cannot be made or opened (permissions, a directory in its place):
+        // not busy, a failure naming the path.
         EngineError::Usage(_) => ExitStatus::Usage,
         _ => ExitStatus::Failure,
     };

@@ -77,9 +77,10 @@ pub fn run(cli: &Cli, a: &RunArgs) -> ExitStatus {
         export(&ws, &plan.pipeline, &report.id, report.interrupted, a.json);
     }
     match result {
-        Err(EngineError::Busy(e)) => ExitStatus::Busy.error(format!(
-            "{e}; wait for it to finish, or pass --wait to wait"
-        )),
+        Err(EngineError::Busy(e @ mlp_engine::lock::LockError::Held { .. })) => ExitStatus::Busy
+            .error(format!(
+                "{e}; wait for it to finish, or pass --wait to wait"
+            )),
         Ok(report) if report.interrupted => ExitStatus::Interrupted,
         Ok(report) if report.ok() => ExitStatus::Success,
         Ok(report) if report.gate_failed() => ExitStatus::CheckFailed,
