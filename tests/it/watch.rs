@@ -421,6 +421,27 @@ fn history_answers_during_a_watch_run_and_status_waits_for_it() {
 }
 
 #[test]
+fn a_deleted_store_starts_a_history_not_mixed_with_the_old_published_one() {
+    let ws = ws();
+    ws.mlp(&["run"]).success();
+    ws.write("src/c.txt", "c2\n");
+    ws.mlp(&["run"]).success();
+    assert!(ws.exists(".mlp/runs/00000002.json"));
+    std::fs::remove_dir_all(ws.path().join(".mlp/store")).unwrap();
+    ws.mlp(&["runs"]).failure(2);
+    ws.write("src/c.txt", "c3\n");
+    ws.mlp(&["run"]).success();
+    let runs = ws.mlp(&["runs", "--json"]).success();
+    assert_eq!(
+        runs.json().as_array().unwrap().len(),
+        1,
+        "{}",
+        runs.stdout()
+    );
+    assert!(!ws.exists(".mlp/runs/00000002.json"));
+}
+
+#[test]
 fn a_watch_with_a_timeout_ends_by_itself() {
     let ws = ws();
     let out = ws.mlp(&["watch", "--json", "--timeout", "1s"]).success();

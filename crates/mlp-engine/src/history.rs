@@ -36,16 +36,16 @@ impl std::ops::Deref for History {
 /// The run history, for reading; a clear message when nothing ever ran, or when the
 /// published records are incomplete and a run holds the store past `patience`.
 pub fn open(ws: &Workspace, patience: &mut Patience<'_>) -> Result<History, EngineError> {
+    if !ws.store_path().exists() {
+        return Err(EngineError::Usage(
+            "no runs yet in this workspace; `mlp run` records one".into(),
+        ));
+    }
     if published::is_complete(ws) {
         return Ok(History {
             store: Box::new(published::Published::new(ws)),
             _lock: None,
         });
-    }
-    if !ws.store_path().exists() {
-        return Err(EngineError::Usage(
-            "no runs yet in this workspace; `mlp run` records one".into(),
-        ));
     }
     let lock = match lock::acquire_patiently(&ws.dir, "mlp (reading the run history)", patience) {
         Ok(l) => l,

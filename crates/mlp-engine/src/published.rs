@@ -41,40 +41,42 @@ pub fn is_complete(ws: &Workspace) -> bool {
 }
 
 /// Before writing the store: the mirror is about to be behind. Returns whether it was
-/// complete (then [`catch_up`] writes only what changed).
-pub fn begin(ws: &Workspace) -> bool {
+/// complete (then [`catch_up`] writes only what changed). A store with no run yet is a
+/// new one (deleted, or started afresh after a crash): its run ids start again at 1, so
+/// an old mirror is moved aside, not mixed with the new history.
+pub fn begin(ws: &Workspace, store: &dyn Store) -> bool {
+    if matches!(store.last_run_id(), Ok(None)) && dir(ws).exists() {
+        move_aside(ws, &format!("old-{}", crate::workspace::now_ms()));
+        return false;
+    }
     // Removed: it was complete. Not there, or not removable: copy everything after.
     std::fs::remove_file(dir(ws).join(COMPLETE)).is_ok()
 }
 
-/// After the store has the run `id` (and the baseline): bring the mirror up to date —
-/// only `id` and the baseline when it `was_complete`, else every run — and mark it
-/// complete. On error the mirror stays marked incomplete (readers use the store).
+/// After the store has the run `id` with its record `rec` (and the baseline): bring the
+/// mirror up to date — only that run and the baseline when it `was_complete`, else every
+/// run — and mark it complete. On error the mirror stays marked incomplete (readers use
+/// the store).
 pub fn catch_up(
     ws: &Workspace,
     store: &dyn Store,
-    id: Option<&str>,
+    run: Option<(&str, &Value)>,
     was_complete: bool,
 ) -> Result<(), String> {
     let d = dir(ws);
-    let write_all = || -> Result<(), String> {
-        std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
-        if was_complete {
-            if let Some(id) = id
-                && let Some(rec) = store.run(id).map_err(|e| e.to_string())?
-            {
-                write_run(&d, id, &rec)?;
-            }
-        } else {
-            for (id, rec) in store.runs().map_err(|e| e.to_string())? {
-                write_run(&d, &id, &rec)?;
-            }
+    std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
+    if was_complete {
+        if let Some((id, rec)) = run {
+            write_run(&d, id, rec)?;
         }
-        let baseline = store.meta(BASELINE).map_err(|e| e.to_string())?;
-        write_baseline(&d, baseline.as_deref())?;
-        write_atomic(&d.join(COMPLETE), b"")
-    };
-    write_all()
+    } else {
+        for (id, rec) in store.runs().map_err(|e| e.to_string())? {
+            write_run(&d, &id, &rec)?;
+        }
+    }
+    let baseline = store.meta(BASELINE).map_err(|e| e.to_string())?;
+    write_baseline(&d, baseline.as_deref())?;
+    write_atomic(&d.join(COMPLETE), b"")
 }
 
 /// The baseline changed (`mlp promote`): the mirror follows, or is marked incomplete.
@@ -266,25 +268,33 @@ mod tests {
             .unwrap();
         store.put_meta(BASELINE, "00000001").unwrap();
         // Never published: a full copy.
-        assert!(!begin(&ws));
+        assert!(!begin(&ws, &store));
         assert!(!is_complete(&ws));
-        catch_up(&ws, &store, Some("00000002"), false).unwrap();
+        catch_up(&ws, &store, None, false).unwrap();
         assert!(is_complete(&ws));
         let p = Published::new(&ws);
         assert_eq!(p.runs().unwrap().len(), 2);
         assert_eq!(p.meta(BASELINE).unwrap().as_deref(), Some("00000001"));
         assert_eq!(p.last_run_id().unwrap().as_deref(), Some("00000002"));
         // A run in progress: incomplete until it caught up; then only it is written.
-        assert!(begin(&ws));
+        assert!(begin(&ws, &store));
         assert!(!is_complete(&ws));
-        store
-            .put_run("00000003", &serde_json::json!({"id": "00000003"}))
-            .unwrap();
-        catch_up(&ws, &store, Some("00000003"), true).unwrap();
+        let rec = serde_json::json!({"id": "00000003"});
+        store.put_run("00000003", &rec).unwrap();
+        catch_up(&ws, &store, Some(("00000003", &rec)), true).unwrap();
         assert!(is_complete(&ws));
         assert_eq!(p.runs().unwrap().len(), 3);
         assert!(p.put_run("00000004", &Value::Null).is_err());
         set_baseline(&ws, "00000003").unwrap();
         assert_eq!(p.meta(BASELINE).unwrap().as_deref(), Some("00000003"));
+        // The store was deleted: a new history does not mix with the old copy.
+        let fresh = MemStore::default();
+        assert!(!begin(&ws, &fresh));
+        fresh
+            .put_run("00000001", &serde_json::json!({"new": true}))
+            .unwrap();
+        catch_up(&ws, &fresh, None, false).unwrap();
+        assert_eq!(p.runs().unwrap().len(), 1);
+        assert_eq!(p.meta(BASELINE).unwrap(), None);
     }
 }

@@ -248,14 +248,14 @@ pub fn run(
             promote: c.promote,
         };
         let rec = record::run_record(&facts, &c.states, &outcomes)?;
-        let was_complete = published::begin(ws);
+        let was_complete = published::begin(ws, store);
         store.put_run(&run_id, &rec)?;
         if c.promote && report.ok() {
             store.put_meta(BASELINE, &run_id)?;
         }
         store.flush()?;
         // Readers of the history while a later run holds the store read this copy.
-        if let Err(e) = published::catch_up(ws, store, Some(&run_id), was_complete) {
+        if let Err(e) = published::catch_up(ws, store, Some((&run_id, &rec)), was_complete) {
             c.reporter.event(&Event::Warning {
                 message: format!(
                     "cannot copy the run record to {e}; while a run holds the workspace, `mlp runs` cannot show it"
