@@ -148,20 +148,6 @@ fn read_holder(file: &mut File) -> String {
     "process".to_string()
 }
 
-/// Who holds the workspace lock now, if anyone (without taking it).
-pub fn holder(mlp_dir: &Path) -> Option<String> {
-    let path = mlp_dir.join(LOCK_FILE);
-    let mut file = OpenOptions::new().read(true).write(true).open(&path).ok()?;
-    match file.try_lock() {
-        Ok(()) => {
-            let _ = file.unlock();
-            None
-        }
-        Err(TryLockError::WouldBlock) => Some(read_holder(&mut file)),
-        Err(TryLockError::Error(_)) => None,
-    }
-}
-
 /// Takes the workspace lock `<mlp_dir>/lock` (creating `mlp_dir` if needed).
 ///
 /// `what` describes the holder (e.g. `"mlp run"`). With `wait`, blocks until
