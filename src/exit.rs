@@ -92,9 +92,8 @@ fn print_error(command: Option<&str>, message: impl Display) {
 /// Print an engine error and choose the exit status its kind calls for.
 pub fn engine_error(e: EngineError) -> ExitStatus {
     let status = match &e {
+        // A lock file that cannot be written (a full disk) is a failure, not a busy workspace.
         EngineError::Busy(LockError::Held { .. }) | EngineError::InProgress(_) => ExitStatus::Busy,
-        // The lock file cannot be made or opened (permissions, a directory in its place):
-        // not busy, a failure naming the path.
         EngineError::Usage(_) => ExitStatus::Usage,
         _ => ExitStatus::Failure,
     };
