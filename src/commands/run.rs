@@ -62,6 +62,7 @@ pub fn run(cli: &Cli, a: &RunArgs) -> ExitStatus {
         force: a.force.clone(),
         verbose: a.verbose,
         wait: a.wait,
+        read_wait: Some(crate::pipeline_file::read_wait()),
         overrides: sets,
         pipeline_file: name,
         control: None,
@@ -100,7 +101,7 @@ fn export(ws: &Workspace, p: &Pipeline, run_id: &str, interrupted: bool, json: b
         tracking::remember(ws, run_id);
         return;
     }
-    let store = match history::open(ws) {
+    let store = match history::open(ws, &mut mlp_engine::lock::Patience::none()) {
         Ok(s) => s,
         Err(e) => {
             tracking::remember(ws, run_id);
@@ -111,7 +112,7 @@ fn export(ws: &Workspace, p: &Pipeline, run_id: &str, interrupted: bool, json: b
             return;
         }
     };
-    let report = tracking::export(ws, &store, &target, &[run_id.to_string()]);
+    let report = tracking::export(ws, &*store, &target, &[run_id.to_string()]);
     if json {
         outln!(
             "{}",

@@ -9,6 +9,7 @@ mod common;
 
 mod book;
 mod cli;
+mod concurrency;
 mod consistency;
 mod crash;
 mod diagnostics;

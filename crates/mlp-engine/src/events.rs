@@ -129,6 +129,10 @@ pub enum Event {
         ok: bool,
         elapsed_ms: u64,
     },
+    /// Another command holds the workspace: this run waits for it (told once).
+    Waiting {
+        holder: String,
+    },
 }
 
 pub trait Reporter: Send + Sync {

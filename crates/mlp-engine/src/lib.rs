@@ -17,6 +17,7 @@ pub mod judge;
 pub mod lock;
 pub mod metrics;
 mod outputs;
+pub mod published;
 mod queue;
 pub mod ray;
 mod record;

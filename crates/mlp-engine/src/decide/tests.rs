@@ -132,12 +132,17 @@ impl Ws {
 
     /// What `mlp status` says of `name` (the store must be closed).
     fn status(&self, name: &str) -> State {
-        inspect::status(&self.ws(), &self.p, "pipeline.mlp")
-            .unwrap()
-            .into_iter()
-            .find(|s| s.stage == name)
-            .unwrap()
-            .state
+        inspect::status(
+            &self.ws(),
+            &self.p,
+            "pipeline.mlp",
+            &mut crate::lock::Patience::none(),
+        )
+        .unwrap()
+        .into_iter()
+        .find(|s| s.stage == name)
+        .unwrap()
+        .state
     }
 }
 
