@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mlp_plan::{ExecutorKind, StageId};
 use rayon::prelude::*;
@@ -24,8 +24,8 @@ use crate::ray;
 use crate::record::{self, Facts};
 use crate::slurm;
 use crate::state::StageState;
-use crate::store::{Outcome, StageRecord, Store};
-use crate::worker::{self, Done, Task};
+use crate::store::{BATCH, Outcome, StageRecord, Store, worth_flushing};
+use crate::worker::{self, CacheJob, Done, Report, Task};
 use crate::workspace::{ms_of, now_ms};
 
 pub struct Coordinator<'a> {
@@ -45,7 +45,13 @@ pub struct Coordinator<'a> {
     pub promote: bool,
     /// Records of finished stages not yet written (see `write_pending`).
     pub pending: Vec<StageRecord>,
+    /// Stages whose outputs the cacher is still copying (their records wait for it).
+    pub caching: usize,
 }
+
+/// How long finished stages' records may wait to be written together: at most this, or
+/// [`BATCH`] of them (a costly stage's record is written at once).
+const BATCH_WINDOW: Duration = Duration::from_millis(50);
 
 impl Coordinator<'_> {
     /// Run the selected stages with `jobs` worker threads.
@@ -58,7 +64,8 @@ impl Coordinator<'_> {
     ) -> Result<(), EngineError> {
         let (task_tx, task_rx) = mpsc::channel::<Task>();
         let task_rx = Mutex::new(task_rx);
-        let (done_tx, done_rx) = mpsc::channel::<Done>();
+        let (done_tx, done_rx) = mpsc::channel::<Report>();
+        let (cache_tx, cache_rx) = mpsc::channel::<CacheJob>();
         let shared = worker::Shared {
             control,
             root: &self.f.ws.root,
@@ -69,12 +76,20 @@ impl Coordinator<'_> {
             for w in 0..jobs {
                 let rx = &task_rx;
                 let tx = done_tx.clone();
+                let caches = cache_tx.clone();
                 let shared = &shared;
                 std::thread::Builder::new()
                     .name(format!("mlp-worker-{w}"))
-                    .spawn_scoped(scope, move || worker::work(rx, &tx, shared))
+                    .spawn_scoped(scope, move || worker::work(rx, &tx, &caches, shared))
                     .map_err(EngineError::Io)?;
             }
+            // It ends when the last worker does (their senders are its only ones).
+            drop(cache_tx);
+            let (tx, shared) = (done_tx.clone(), &shared);
+            std::thread::Builder::new()
+                .name("mlp-cacher".into())
+                .spawn_scoped(scope, move || worker::cacher(&cache_rx, &tx, shared))
+                .map_err(EngineError::Io)?;
             drop(done_tx);
             let result = self.drive(&task_tx, &done_rx, &control.interrupted);
             drop(task_tx);
@@ -93,10 +108,11 @@ impl Coordinator<'_> {
     fn drive(
         &mut self,
         tasks: &Sender<Task>,
-        done: &Receiver<Done>,
+        done: &Receiver<Report>,
         interrupted: &AtomicBool,
     ) -> Result<(), EngineError> {
         let mut next_id: u64 = 0;
+        let mut written = Instant::now();
         loop {
             if interrupted.load(Ordering::SeqCst) {
                 self.stopping = true;
@@ -145,23 +161,43 @@ impl Coordinator<'_> {
                     None => break,
                 }
             }
-            if self.queue.running() == 0 {
-                if !self.queue.has_evaluable() && (self.queue.ready_is_empty() || self.stopping) {
+            if self.queue.has_evaluable() {
+                continue;
+            }
+            if self.queue.running() == 0 && self.caching == 0 {
+                if self.queue.ready_is_empty() || self.stopping {
                     return Ok(());
                 }
                 continue;
             }
-            // 3. Wait for a worker. The records of what finished are written now,
-            //    after the stages they unblocked were handed out: the store's
-            //    transaction is off the critical path.
-            self.write_pending()?;
-            let Ok(d) = done.recv() else {
-                return Ok(());
+            // 3. Wait for a worker or the cacher. The records of what finished are
+            //    written after the stages they unblocked were handed out, in batches:
+            //    one store transaction for all that finished within BATCH_WINDOW.
+            let due = written + BATCH_WINDOW;
+            let urgent = self.pending.len() >= BATCH || self.pending.iter().any(worth_flushing);
+            if urgent || (!self.pending.is_empty() && Instant::now() >= due) {
+                self.write_pending()?;
+                written = Instant::now();
+            }
+            let report = if self.pending.is_empty() {
+                done.recv().ok()
+            } else {
+                match done.recv_timeout(due.saturating_duration_since(Instant::now())) {
+                    Ok(r) => Some(r),
+                    Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => None,
+                }
             };
-            let i = d.stage;
-            self.queue.release(i);
-            let st = self.completed(d);
-            self.finish(i, st);
+            match report {
+                None => return Ok(()),
+                Some(Report::Done(d)) => {
+                    let i = d.stage;
+                    self.queue.release(i);
+                    let st = self.completed(*d);
+                    self.finish(i, st);
+                }
+                Some(Report::Cached { stage, result }) => self.cached(stage, result),
+            }
         }
     }
 
@@ -224,7 +260,7 @@ impl Coordinator<'_> {
                         st
                     }
                 };
-                self.f.store.put_record(&record)?;
+                self.pending.push(record.clone());
                 self.states[i].record = Some(record);
                 Some(st)
             }
@@ -236,7 +272,7 @@ impl Coordinator<'_> {
                 if !dry {
                     let rec =
                         record::failed_before_running(&s.name, &self.f.run_id, reason.clone());
-                    self.f.store.put_record(&rec)?;
+                    self.pending.push(rec);
                 }
                 Some(Status::failed(e.kind(), reason))
             }
@@ -389,7 +425,11 @@ impl Coordinator<'_> {
                 _ => String::new(),
             },
         };
-        self.pending.push(record.clone());
+        if done.caching {
+            self.caching += 1;
+        } else {
+            self.pending.push(record.clone());
+        }
         st.record = Some(record);
         // A fallback's outputs serve this run only: no snapshot entry, so the next run
         // tries the command again.
@@ -404,17 +444,40 @@ impl Coordinator<'_> {
             status: status.clone(),
             started_ms,
             ended_ms: ended,
-            log: Some(done.log.display().to_string()),
+            log: done.log.as_ref().map(|l| l.display().to_string()),
             notes: st.notes.clone(),
         });
         status
     }
 
-    /// Write the records of stages that finished since the last call.
-    fn write_pending(&mut self) -> Result<(), EngineError> {
-        for r in std::mem::take(&mut self.pending) {
-            self.f.store.put_record(&r)?;
+    /// The cacher copied a stage's outputs into the object cache: its record can be
+    /// written. If it could not, the stage is not recorded (nor in the next snapshot), so
+    /// the next run runs it again.
+    fn cached(&mut self, i: StageId, result: Result<(), crate::outputs::OutputError>) {
+        self.caching -= 1;
+        let st = &mut self.states[i];
+        match result {
+            Ok(()) => {
+                if let Some(r) = &st.record {
+                    self.pending.push(r.clone());
+                }
+            }
+            Err(e) => {
+                st.watch = None;
+                let stage = &self.f.p.stages[i].name;
+                self.reporter.event(&Event::Warning {
+                    message: format!(
+                        "stage `{stage}` ran, but {e}: it is not recorded and runs again next time"
+                    ),
+                });
+            }
         }
+    }
+
+    /// Write the records of stages that finished since the last call, in batches.
+    fn write_pending(&mut self) -> Result<(), EngineError> {
+        let pending = std::mem::take(&mut self.pending);
+        self.f.store.put_records(&pending)?;
         Ok(())
     }
 

@@ -519,7 +519,7 @@ fn why_changed(last: Option<&StageRecord>, key: &StageKey, changed: Option<Chang
     let Some(l) = last else {
         return Why::NeverRun;
     };
-    let old: Option<StageKey> = serde_json::from_value(l.key.clone()).ok();
+    let old: Option<StageKey> = l.key.parse();
     match old.and_then(|o| identity::diff(&o, key).into_iter().next()) {
         Some(d) => Why::Changed(d),
         None => Why::Outputs(changed),

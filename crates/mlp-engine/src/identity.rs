@@ -57,8 +57,9 @@ impl StageKey {
         }
     }
 
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    /// The key as a record keeps it.
+    pub fn to_json(&self) -> crate::store::KeyJson {
+        crate::store::KeyJson::of(self)
     }
 }
 

@@ -270,9 +270,9 @@ pub fn explain(
     };
     let mut changes = Vec::new();
     if let Some(l) = &last {
-        match serde_json::from_value::<StageKey>(l.key.clone()) {
-            Ok(old) => changes = identity::diff(&old, &key),
-            Err(_) => changes
+        match l.key.parse::<StageKey>() {
+            Some(old) => changes = identity::diff(&old, &key),
+            None => changes
                 .push("the recorded key cannot be read (written by another mlp version)".into()),
         }
         if changes.is_empty()

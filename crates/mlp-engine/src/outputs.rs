@@ -212,13 +212,21 @@ pub fn read_metrics(
     Ok(serde_json::Value::Object(m))
 }
 
-/// After success: every declared output must exist; stat, hash and cache each.
-pub fn collect(
+/// An output hashed after its stage succeeded: what its record says, what the snapshot
+/// watches, and the content to cache.
+pub struct Hashed {
+    pub record: OutputRecord,
+    pub entries: Vec<Entry>,
+    pub content: Content,
+}
+
+/// After success: every declared output must exist; stat and hash each. The worker
+/// reports this at once; the copies into the object cache ([`cache`]) come after.
+pub fn hash(
     root: &Path,
     stat_cache: &StatCache,
-    cache: &ObjectCache,
     outputs: &[String],
-) -> Result<Vec<(OutputRecord, Vec<Entry>)>, OutputError> {
+) -> Result<Vec<Hashed>, OutputError> {
     let hasher = Hasher::new(root, stat_cache);
     let mut out = Vec::new();
     for o in outputs {
@@ -231,13 +239,29 @@ pub fn collect(
         if content == Content::Missing {
             return Err(OutputError::NotWritten(o.clone()));
         }
+        out.push(Hashed {
+            record: record_of(o, &content),
+            entries,
+            content,
+        });
+    }
+    Ok(out)
+}
+
+/// Copy hashed outputs into the object cache (a stage's record is written only after
+/// this succeeded).
+pub fn cache(
+    root: &Path,
+    cache: &ObjectCache,
+    outputs: &[(String, Content)],
+) -> Result<(), OutputError> {
+    for (o, content) in outputs {
         cache
-            .put(&root.join(o), &content)
+            .put(&root.join(o), content)
             .map_err(|source| OutputError::Cache {
                 path: o.clone(),
                 source,
             })?;
-        out.push((record_of(o, &content), entries));
     }
-    Ok(out)
+    Ok(())
 }

@@ -111,7 +111,7 @@ pub fn failed_before_running(name: &str, run_id: &str, reason: String) -> StageR
     StageRecord {
         stage: name.to_string(),
         identity: String::new(),
-        key: serde_json::Value::Null,
+        key: crate::store::KeyJson::null(),
         outputs: Vec::new(),
         outcome: Outcome::Failed {
             code: None,

@@ -219,6 +219,7 @@ pub fn run(
         interrupted: false,
         promote: false,
         pending: Vec::new(),
+        caching: 0,
     };
     c.schedule(jobs, &control, &stat_cache, &cache)?;
 

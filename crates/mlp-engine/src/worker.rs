@@ -1,5 +1,8 @@
 //! The worker threads: take a [`Task`], run it on its [`Executor`] (with retries and the
-//! fallback), hash and cache its outputs, send back what happened ([`Done`]).
+//! fallback), hash its outputs, send back what happened ([`Done`]) and hand the outputs
+//! to the cacher thread, which copies them into the object cache and reports that
+//! ([`Report::Cached`]). So the coordinator hands out what a stage unblocked before its
+//! outputs are copied, and writes the stage's record only after they are.
 //!
 //! Child processes block a thread, so the `-j` workers are a dedicated pool, never rayon's
 //! (which hashing uses).
@@ -16,7 +19,7 @@ use crate::cache::ObjectCache;
 use crate::control::RunControl;
 use crate::exec::{Exit, Finished, Job};
 use crate::executor::Executor;
-use crate::hash::StatCache;
+use crate::hash::{Content, StatCache};
 use crate::outputs::{self, OutputError};
 use crate::snapshot::Entry;
 use crate::store::OutputRecord;
@@ -45,7 +48,29 @@ pub struct Done {
     pub outputs: Result<Vec<(OutputRecord, Vec<Entry>)>, OutputError>,
     /// Each metrics file parsed (`name → content`), when the outputs are all there.
     pub metrics: Result<serde_json::Value, OutputError>,
-    pub log: PathBuf,
+    /// The stage's log, when its command printed something.
+    pub log: Option<PathBuf>,
+    /// Its outputs are being copied into the object cache: a [`Report::Cached`] follows.
+    pub caching: bool,
+    /// What to copy into the object cache (taken by the worker before it reports).
+    to_cache: Vec<(String, Content)>,
+}
+
+/// What the coordinator hears from the workers and the cacher.
+pub enum Report {
+    Done(Box<Done>),
+    /// The outputs of a stage that reported [`Done::caching`] are in the object cache
+    /// (`Ok`), or could not be put there.
+    Cached {
+        stage: StageId,
+        result: Result<(), OutputError>,
+    },
+}
+
+/// Outputs to copy into the object cache.
+pub struct CacheJob {
+    stage: StageId,
+    outputs: Vec<(String, Content)>,
 }
 
 /// What every worker shares.
@@ -56,8 +81,14 @@ pub struct Shared<'a> {
     pub cache: &'a ObjectCache,
 }
 
-/// A worker thread: take a task, run it, send the result; until the task channel closes.
-pub fn work(rx: &Mutex<mpsc::Receiver<Task>>, tx: &mpsc::Sender<Done>, w: &Shared<'_>) {
+/// A worker thread: take a task, run it, send the result, hand its outputs to the
+/// cacher; until the task channel closes.
+pub fn work(
+    rx: &Mutex<mpsc::Receiver<Task>>,
+    tx: &mpsc::Sender<Report>,
+    caches: &mpsc::Sender<CacheJob>,
+    w: &Shared<'_>,
+) {
     let mut id: u64 = 0;
     loop {
         let task = {
@@ -69,7 +100,36 @@ pub fn work(rx: &Mutex<mpsc::Receiver<Task>>, tx: &mpsc::Sender<Done>, w: &Share
         };
         id += 1;
         let job_id = (task.stage as u64) << 20 | (id & 0xfffff);
-        if tx.send(w.one(&task, job_id)).is_err() {
+        let mut done = w.one(&task, job_id);
+        let outputs = std::mem::take(&mut done.to_cache);
+        done.caching = !outputs.is_empty();
+        if tx.send(Report::Done(Box::new(done))).is_err() {
+            return;
+        }
+        if !outputs.is_empty() {
+            let job = CacheJob {
+                stage: task.stage,
+                outputs,
+            };
+            if caches.send(job).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// The cacher thread: copy outputs into the object cache, one stage after the other,
+/// until every worker is gone.
+pub fn cacher(rx: &mpsc::Receiver<CacheJob>, tx: &mpsc::Sender<Report>, w: &Shared<'_>) {
+    for job in rx {
+        let result = outputs::cache(w.root, w.cache, &job.outputs);
+        if tx
+            .send(Report::Cached {
+                stage: job.stage,
+                result,
+            })
+            .is_err()
+        {
             return;
         }
     }
@@ -124,17 +184,27 @@ impl Shared<'_> {
             finished = task.executor.run(&job, job_id, table);
             used_fallback = true;
         }
-        let outputs = match &finished {
-            Ok(f) if f.success() => {
-                outputs::collect(self.root, self.stat_cache, self.cache, &task.outputs)
-            }
+        let hashed = match &finished {
+            Ok(f) if f.success() => outputs::hash(self.root, self.stat_cache, &task.outputs),
             _ => Ok(Vec::new()),
         };
         self.control.ended(&task.name);
-        let metrics = match (&finished, &outputs) {
+        let metrics = match (&finished, &hashed) {
             (Ok(f), Ok(_)) if f.success() => outputs::read_metrics(self.root, &task.metrics),
             _ => Ok(serde_json::Value::Null),
         };
+        let mut to_cache = Vec::new();
+        let outputs = hashed.map(|hs| {
+            hs.into_iter()
+                .map(|h| {
+                    if metrics.is_ok() {
+                        to_cache.push((h.record.path.clone(), h.content));
+                    }
+                    (h.record, h.entries)
+                })
+                .collect()
+        });
+        let log = task.job.log.exists().then(|| task.job.log.clone());
         Done {
             stage: task.stage,
             finished,
@@ -142,7 +212,9 @@ impl Shared<'_> {
             used_fallback,
             outputs,
             metrics,
-            log: task.job.log.clone(),
+            log,
+            caching: false,
+            to_cache,
         }
     }
 }

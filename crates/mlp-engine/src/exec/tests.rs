@@ -87,6 +87,16 @@ fn both_streams_land_in_the_log() {
 }
 
 #[test]
+fn a_silent_job_leaves_no_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = job(dir.path(), "true");
+    let f = run(&j, 1, &ProcessTable::new()).unwrap();
+    assert!(f.success());
+    assert!(!j.log.exists());
+    assert!(!j.log.parent().unwrap().exists());
+}
+
+#[test]
 fn log_is_truncated() {
     let dir = tempfile::tempdir().unwrap();
     let j = job(dir.path(), "echo a long first line");

@@ -3,6 +3,9 @@
 use super::error::StoreError;
 use super::record::{StageRecord, StatEntry};
 
+/// Records per transaction in [`Store::put_records`].
+pub const BATCH: usize = 1024;
+
 /// The state store used by the engine.
 pub trait Store: Send + Sync {
     /// Run-cache lookup: the latest *successful* record for an identity.
@@ -17,6 +20,12 @@ pub trait Store: Send + Sync {
     /// for [`DURABLE_AFTER_MS`] or more (see [`worth_flushing`]); otherwise with
     /// the next [`Store::flush`].
     fn put_record(&self, rec: &StageRecord) -> Result<(), StoreError>;
+    /// Writes many records as [`Store::put_record`] does each, in as few atomic steps as
+    /// the store allows (sled: one transaction per [`BATCH`] records), in order (a later
+    /// record of the same stage wins). Durable when it returns if any of them is worth it.
+    fn put_records(&self, recs: &[StageRecord]) -> Result<(), StoreError> {
+        recs.iter().try_for_each(|r| self.put_record(r))
+    }
     /// The whole stat cache.
     fn stat_entries(&self) -> Result<Vec<(String, StatEntry)>, StoreError>;
     /// Inserts or replaces stat-cache entries in one batch.

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use sled::Transactional;
 
-use super::api::Store;
+use super::api::{BATCH, Store};
 use super::error::StoreError;
 use super::record::{Outcome, StageRecord, StatEntry, cacheable, worth_flushing};
 
@@ -14,11 +14,17 @@ pub const SCHEMA_VERSION: u32 = 1;
 
 pub(super) const SCHEMA_KEY: &[u8] = b"schema_version";
 
+/// How long [`SledStore::open`] waits for a lock sled is still letting go of.
+const RELOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// The on-disk [`Store`], a sled database in one directory.
 ///
 /// `put_record` writes `last`, `last_ok` and `cache` in one sled transaction
 /// over the three trees (all or nothing), then flushes if the stage was
-/// costly ([`worth_flushing`]). `put_run` and
+/// costly ([`worth_flushing`]); `put_records` does the same for up to
+/// [`BATCH`] records per transaction (a transaction seals and writes a log
+/// buffer and wakes sled's I/O threads: one per record was a third of the
+/// coordinator's CPU in a wide run). `put_run` and
 /// `remove_cached` flush too; `put_stats`/`remove_stats` do not (the stat
 /// cache is only an optimisation — call [`Store::flush`] when done).
 pub struct SledStore {
@@ -66,22 +72,25 @@ impl SledStore {
             path: path.clone(),
             source: sled::Error::Io(e),
         })?;
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(dir)
             // Records are small and read once per run: a small page cache bounds memory
             // in long-lived processes (`mlp watch`).
-            .cache_capacity(16 * 1024 * 1024)
-            .open()
-            .map_err(|e| {
-                if is_lock_error(&e) {
-                    StoreError::Locked { path: path.clone() }
-                } else {
-                    StoreError::Sled {
-                        path: path.clone(),
-                        source: e,
-                    }
+            .cache_capacity(16 * 1024 * 1024);
+        // sled lets go of its file lock a moment after the last handle is dropped (an I/O
+        // thread of its own may still hold the log): a reopen in the same process right
+        // after a close can find it still locked. Wait that moment out.
+        let deadline = std::time::Instant::now() + RELOCK_WAIT;
+        let db = loop {
+            match config.open() {
+                Ok(db) => break db,
+                Err(e) if is_lock_error(&e) && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
                 }
-            })?;
+                Err(e) if is_lock_error(&e) => return Err(StoreError::Locked { path }),
+                Err(source) => return Err(StoreError::Sled { path, source }),
+            }
+        };
         let sled_err = |source| StoreError::Sled {
             path: path.clone(),
             source,
@@ -191,27 +200,40 @@ impl Store for SledStore {
     }
 
     fn put_record(&self, rec: &StageRecord) -> Result<(), StoreError> {
-        let bytes = encode_json("stage record", rec)?;
-        let ok = rec.outcome == Outcome::Succeeded && !rec.fallback_used;
-        let keep = cacheable(&rec.outcome) && !rec.fallback_used;
-        let res: sled::transaction::TransactionResult<(), ()> =
-            (&self.last, &self.last_ok, &self.cache).transaction(|(last, last_ok, cache)| {
-                last.insert(rec.stage.as_bytes(), bytes.as_slice())?;
-                if ok {
-                    last_ok.insert(rec.stage.as_bytes(), bytes.as_slice())?;
+        self.put_records(std::slice::from_ref(rec))
+    }
+
+    fn put_records(&self, recs: &[StageRecord]) -> Result<(), StoreError> {
+        for chunk in recs.chunks(BATCH) {
+            let encoded = chunk
+                .iter()
+                .map(|r| Ok((r, encode_json("stage record", r)?)))
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            let res: sled::transaction::TransactionResult<(), ()> =
+                (&self.last, &self.last_ok, &self.cache).transaction(|(last, last_ok, cache)| {
+                    for (rec, bytes) in &encoded {
+                        let ok = rec.outcome == Outcome::Succeeded && !rec.fallback_used;
+                        let keep = cacheable(&rec.outcome) && !rec.fallback_used;
+                        last.insert(rec.stage.as_bytes(), bytes.as_slice())?;
+                        if ok {
+                            last_ok.insert(rec.stage.as_bytes(), bytes.as_slice())?;
+                        }
+                        if keep {
+                            cache.insert(rec.identity.as_bytes(), bytes.as_slice())?;
+                        }
+                    }
+                    Ok(())
+                });
+            match res {
+                Ok(()) => {}
+                Err(sled::transaction::TransactionError::Storage(e)) => {
+                    return Err(self.sled_err(e));
                 }
-                if keep {
-                    cache.insert(rec.identity.as_bytes(), bytes.as_slice())?;
-                }
-                Ok(())
-            });
-        match res {
-            Ok(()) => {}
-            Err(sled::transaction::TransactionError::Storage(e)) => return Err(self.sled_err(e)),
-            // We never abort the transaction ourselves.
-            Err(sled::transaction::TransactionError::Abort(())) => {}
+                // We never abort the transaction ourselves.
+                Err(sled::transaction::TransactionError::Abort(())) => {}
+            }
         }
-        if worth_flushing(rec) {
+        if recs.iter().any(worth_flushing) {
             self.flush_db()?;
         }
         Ok(())

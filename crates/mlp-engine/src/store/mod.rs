@@ -29,10 +29,11 @@ mod record;
 mod tests;
 mod torn;
 
-pub use self::api::Store;
+pub use self::api::{BATCH, Store};
 pub use self::disk::{SCHEMA_VERSION, SledStore};
 pub use self::error::StoreError;
 pub use self::mem::MemStore;
 pub use self::record::{
-    DURABLE_AFTER_MS, Digest, Outcome, OutputRecord, StageRecord, StatEntry, worth_flushing,
+    DURABLE_AFTER_MS, Digest, KeyJson, Outcome, OutputRecord, StageRecord, StatEntry,
+    worth_flushing,
 };

@@ -5,6 +5,48 @@ use serde::{Deserialize, Serialize};
 /// A blake3 digest.
 pub type Digest = [u8; 32];
 
+/// A record's identity key, as JSON text: kept as it was written and parsed only when
+/// asked (`mlp explain`, a stale stage's reason). Reading a record used to build a JSON
+/// tree of it, which was most of the cost of reading records (the run record of a large
+/// pipeline reads one per stage).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct KeyJson(Box<serde_json::value::RawValue>);
+
+impl KeyJson {
+    /// `null`: no key (a stage that failed before it could run).
+    pub fn null() -> KeyJson {
+        KeyJson::of(&serde_json::Value::Null)
+    }
+
+    pub fn of<T: Serialize>(v: &T) -> KeyJson {
+        match serde_json::value::to_raw_value(v) {
+            Ok(raw) => KeyJson(raw),
+            // Keys are maps of strings: they always serialize.
+            Err(_) => KeyJson(
+                serde_json::value::RawValue::from_string("null".into())
+                    .unwrap_or_else(|_| unreachable!("`null` is JSON")),
+            ),
+        }
+    }
+
+    /// The key read as `T` (`None`: written by another version of mlp, or no key).
+    pub fn parse<T: serde::de::DeserializeOwned>(&self) -> Option<T> {
+        serde_json::from_str(self.0.get()).ok()
+    }
+
+    /// The JSON text.
+    pub fn text(&self) -> &str {
+        self.0.get()
+    }
+}
+
+impl PartialEq for KeyJson {
+    fn eq(&self, other: &KeyJson) -> bool {
+        self.0.get() == other.0.get()
+    }
+}
+
 /// One output of a stage as it was recorded after the stage ran.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct OutputRecord {
@@ -50,7 +92,7 @@ pub struct StageRecord {
     /// Hex digest of the stage's identity key.
     pub identity: String,
     /// The canonical identity key itself (so `mlp explain` can diff its parts).
-    pub key: serde_json::Value,
+    pub key: KeyJson,
     /// The recorded outputs.
     pub outputs: Vec<OutputRecord>,
     /// How the run ended.

@@ -1,5 +1,7 @@
-//! Pass 7, the order: every dependency cycle reported (each stage of it labelled), else a
-//! topological order.
+//! Pass 7, the order: a topological order by Kahn's algorithm (iterative: a chain of
+//! 100,000 stages needs no deep stack); only when it cannot order every stage is there a
+//! cycle, and only then are the cycles found (Tarjan) and each reported, every stage of it
+//! labelled.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -10,18 +12,32 @@ use crate::diag::Diagnostic;
 use crate::model::{Stage, StageId};
 
 impl Lowerer {
-    /// Cycles (every stage of each cycle labelled) and a topological order.
+    /// A topological order, or `None` after reporting every cycle.
     pub(super) fn order(&self, stages: &[Stage]) -> Option<Vec<StageId>> {
+        let order = topological(stages);
+        if order.len() == stages.len() {
+            return Some(order);
+        }
+        self.cycles(stages);
+        None
+    }
+
+    /// Report every dependency cycle (there is at least one: Kahn's algorithm left stages
+    /// unordered).
+    fn cycles(&self, stages: &[Stage]) {
         let g = crate::graph::build(stages);
-        let mut cyclic = false;
-        for scc in petgraph::algo::tarjan_scc(&g) {
-            let self_loop = scc.len() == 1 && g.contains_edge(scc[0], scc[0]);
-            if scc.len() < 2 && !self_loop {
-                continue;
-            }
-            cyclic = true;
-            let mut ids: Vec<usize> = scc.iter().map(|n| g[*n]).collect();
-            ids.sort_unstable();
+        // Kosaraju's, not Tarjan's: petgraph's Tarjan recurses once per stage of a cycle.
+        let mut cycles: Vec<Vec<usize>> = petgraph::algo::kosaraju_scc(&g)
+            .into_iter()
+            .filter(|scc| scc.len() > 1 || g.contains_edge(scc[0], scc[0]))
+            .map(|scc| {
+                let mut ids: Vec<usize> = scc.iter().map(|n| g[*n]).collect();
+                ids.sort_unstable();
+                ids
+            })
+            .collect();
+        cycles.sort_unstable();
+        for ids in cycles {
             let names: Vec<String> = ids
                 .iter()
                 .map(|&i| format!("`{}`", stages[i].name))
@@ -32,7 +48,7 @@ impl Lowerer {
                 let up: Vec<String> = stages[i]
                     .deps
                     .iter()
-                    .filter(|dd| ids.contains(&dd.stage))
+                    .filter(|dd| ids.binary_search(&dd.stage).is_ok())
                     .map(|dd| format!("`{}`", stages[dd.stage].name))
                     .collect();
                 if up.is_empty() {
@@ -53,11 +69,6 @@ impl Lowerer {
                 }
             }
             self.err(d.help("a stage cannot depend, directly or not, on its own outputs: break one of the edges"));
-        }
-        if cyclic {
-            None
-        } else {
-            Some(topological(stages))
         }
     }
 }
