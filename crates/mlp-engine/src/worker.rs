@@ -33,6 +33,8 @@ pub struct Task {
     pub outputs: Vec<String>,
     /// `(name, path)` of each metrics file.
     pub metrics: Vec<(String, String)>,
+    /// How its outputs go into the cache (`cache copy|link`).
+    pub cache: mlp_plan::model::CacheMode,
 }
 
 /// What a worker sends back.
@@ -84,7 +86,7 @@ impl Shared<'_> {
         let cleared = if task.executor.keeps_outputs(&task.job.command) {
             Ok(()) // a job of an earlier run is writing them: attach to it
         } else {
-            outputs::clear(self.root, &task.outputs)
+            outputs::clear(self.root, self.cache, &task.outputs)
         };
         let mut finished = match cleared {
             Err(e) => Err(io::Error::other(e)),
@@ -125,9 +127,12 @@ impl Shared<'_> {
             used_fallback = true;
         }
         let outputs = match &finished {
-            Ok(f) if f.success() => {
-                outputs::collect(self.root, self.stat_cache, self.cache, &task.outputs)
-            }
+            Ok(f) if f.success() => outputs::collect(
+                self.root,
+                self.stat_cache,
+                &self.cache.with_mode(task.cache),
+                &task.outputs,
+            ),
             _ => Ok(Vec::new()),
         };
         self.control.ended(&task.name);
