@@ -57,6 +57,9 @@ pub enum Command {
     Checkout(CheckoutArgs),
     /// Remove cached outputs that no kept run refers to.
     Gc(GcArgs),
+    /// The object cache: `mlp cache verify` re-hashes every cached output.
+    #[command(subcommand)]
+    Cache(CacheCommand),
     /// Format `.mlp` files canonically (comments kept).
     Fmt(FmtArgs),
     /// Translate another tool's pipeline into a `pipeline.mlp` (`mlp import dvc`).
@@ -281,6 +284,25 @@ pub struct GcArgs {
     #[arg(short = 'n', long)]
     pub dry_run: bool,
     /// Print what was (or would be) removed as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+// `mlp cache`
+#[derive(Subcommand, Debug)]
+pub enum CacheCommand {
+    /// Re-hash every object in the cache; delete and list those whose bytes no longer match
+    /// their name (exit 1 if there were any).
+    Verify(CacheVerifyArgs),
+}
+
+// `mlp cache verify`
+#[derive(Args, Debug)]
+pub struct CacheVerifyArgs {
+    /// Report bad objects, delete nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// Print the report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
 }

@@ -7,6 +7,7 @@
 //! human-readable text in `human`, the run's progress display in `progress`, the run history as the report crate reads it in
 //! `history_view`.
 
+mod cache;
 mod check;
 mod checkout;
 mod completions;
@@ -45,6 +46,7 @@ pub fn dispatch(cli: &Cli) -> ExitStatus {
         Command::Promote(args) => promote::promote(cli, args),
         Command::Checkout(args) => checkout::checkout(cli, args),
         Command::Gc(args) => gc::gc(cli, args),
+        Command::Cache(crate::cli::CacheCommand::Verify(args)) => cache::verify(cli, args),
         Command::Fmt(args) => fmt::fmt(cli, args),
         Command::Import(crate::cli::ImportCommand::Dvc(args)) => import::dvc(args),
         Command::Report(args) => report::report(cli, args),

@@ -310,6 +310,19 @@ pub struct GcReport {
 
 /// Drop run-cache records of runs not kept (the last `keep_runs` runs, the baseline, and
 /// every stage's last success are kept), then every object no remaining record refers to.
+/// `mlp cache verify`: every object re-hashed (under the workspace lock, so that no run
+/// restores from an object while it is judged).
+pub fn verify_cache(
+    ws: &Workspace,
+    dry_run: bool,
+) -> Result<crate::cache::VerifyReport, EngineError> {
+    let _lock = lock::acquire(&ws.dir, "mlp cache verify", false)?;
+    let cache = ObjectCache::open(&ws.cache_path())?;
+    cache
+        .verify(dry_run)
+        .map_err(|e| EngineError::Io(std::io::Error::other(e.to_string())))
+}
+
 pub fn gc(
     ws: &Workspace,
     keep_runs: usize,
