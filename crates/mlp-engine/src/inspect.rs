@@ -94,6 +94,8 @@ pub fn status(
                 baseline: &baseline,
                 run_id: "",
                 dry_run: true,
+                remote: None,
+                pull_only: false,
             };
             for &i in &p.order {
                 if states[i].is_some() {
@@ -237,6 +239,8 @@ pub fn explain(ws: &Workspace, p: &Pipeline, stage: &str) -> Result<Explanation,
                 baseline: &None,
                 run_id: "",
                 dry_run: true,
+                remote: None,
+                pull_only: false,
             };
             let pass = state::StageState::all(&vec![false; p.stages.len()], |_| false);
             decider.key(i, &pass).map_err(|e| match e {

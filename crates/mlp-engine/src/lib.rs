@@ -19,6 +19,7 @@ mod outputs;
 mod queue;
 pub mod ray;
 mod record;
+pub mod remote;
 pub mod run;
 pub mod slurm;
 pub mod snapshot;

@@ -33,6 +33,7 @@
 //! a blob of their target text and restored as symlinks.
 
 mod error;
+mod import;
 mod temp;
 #[cfg(test)]
 mod tests;
