@@ -55,11 +55,17 @@ pub enum Command {
     Promote(PromoteArgs),
     /// Restore a run's outputs byte for byte from the cache.
     Checkout(CheckoutArgs),
-    /// Remove cached outputs that no kept run refers to.
+    /// Remove cached outputs that no kept run refers to (`--remote`: on the team remote).
     Gc(GcArgs),
     /// The object cache: `mlp cache verify` re-hashes every cached output.
     #[command(subcommand)]
     Cache(CacheCommand),
+    /// Upload the cached outputs of the stages' current successes, and their run-cache
+    /// entries, to the team remote.
+    Push(PushArgs),
+    /// Fetch and restore the stages' outputs for their current identities from the team
+    /// remote, so that the next `mlp run` has nothing to do.
+    Pull(PullArgs),
     /// Format `.mlp` files canonically (comments kept).
     Fmt(FmtArgs),
     /// Translate another tool's pipeline into a `pipeline.mlp` (`mlp import dvc`).
@@ -135,6 +141,16 @@ pub struct RunArgs {
     /// says, else local).
     #[arg(long, value_enum, value_name = "EXECUTOR")]
     pub executor: Option<ExecutorArg>,
+    /// On a local run-cache miss, ask the team remote's run-cache before running a stage.
+    #[arg(long, conflicts_with = "no_pull")]
+    pub pull: bool,
+    /// Do not ask the remote, even if the pipeline's `remote` item says `pull = true`.
+    #[arg(long)]
+    pub no_pull: bool,
+    /// The team remote (a directory or `s3://bucket/prefix`; default: `MLP_REMOTE`, else the
+    /// pipeline's `remote` item).
+    #[arg(long, value_name = "URL")]
+    pub remote: Option<String>,
 }
 
 // `mlp watch`
@@ -284,6 +300,58 @@ pub struct GcArgs {
     #[arg(short = 'n', long)]
     pub dry_run: bool,
     /// Print what was (or would be) removed as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Collect the team remote instead of the local cache (a dry run unless `--force`);
+    /// takes an optional URL (default: `MLP_REMOTE`, else the pipeline's `remote` item).
+    #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = "")]
+    pub remote: Option<String>,
+    /// With `--remote`: really remove.
+    #[arg(long, requires = "remote")]
+    pub force: bool,
+    /// With `--remote`: keep anything written in the last HOURS hours, whatever the refs
+    /// say (a push in flight writes its objects before its entries).
+    #[arg(
+        long,
+        default_value_t = 24.0,
+        value_name = "HOURS",
+        requires = "remote"
+    )]
+    pub grace: f64,
+}
+
+// `mlp push`
+#[derive(Args, Debug)]
+pub struct PushArgs {
+    /// Stages to push (default: all).
+    pub stages: Vec<String>,
+    /// The team remote (default: `MLP_REMOTE`, else the pipeline's `remote` item).
+    #[arg(long, value_name = "URL")]
+    pub remote: Option<String>,
+    /// Requests in flight at once (default: 8).
+    #[arg(short = 'j', long = "jobs", value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Also push the records of the kept runs (the last 10 and the baseline), not only
+    /// each stage's latest success.
+    #[arg(long)]
+    pub kept: bool,
+    /// Print what was sent as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+// `mlp pull`
+#[derive(Args, Debug)]
+pub struct PullArgs {
+    /// Stages to pull, with what they need (default: all).
+    pub stages: Vec<String>,
+    /// The team remote (default: `MLP_REMOTE`, else the pipeline's `remote` item).
+    #[arg(long, value_name = "URL")]
+    pub remote: Option<String>,
+    /// Requests in flight at once (default: 8).
+    #[arg(short = 'j', long = "jobs", value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Print one JSON event per line on stdout (the event log).
     #[arg(long)]
     pub json: bool,
 }

@@ -25,6 +25,7 @@ mod lsp;
 mod mlflow;
 mod processes;
 mod ray;
+mod remote;
 mod report;
 mod semantics;
 mod slurm;

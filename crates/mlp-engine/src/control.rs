@@ -37,6 +37,11 @@ pub struct RunOptions {
     /// `--executor`: where the stages that do not name their own executor run (`None`: as
     /// the pipeline says).
     pub executor: Option<ExecutorKind>,
+    /// `--pull`: a stale stage that misses the local run-cache asks this remote's
+    /// run-cache before it runs.
+    pub remote: Option<Arc<dyn crate::remote::RemoteCache>>,
+    /// `mlp pull`: restore from the caches only; a stage that would run is skipped.
+    pub pull_only: bool,
 }
 
 /// How the runs of a [`RunControl`] take the workspace.

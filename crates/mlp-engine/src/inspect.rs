@@ -105,6 +105,8 @@ pub fn status(
                 baseline: &baseline,
                 run_id: "",
                 dry_run: true,
+                remote: None,
+                pull_only: false,
             };
             for &i in &p.order {
                 if states[i].is_some() {
@@ -254,6 +256,8 @@ pub fn explain(
                 baseline: &None,
                 run_id: "",
                 dry_run: true,
+                remote: None,
+                pull_only: false,
             };
             let pass = state::StageState::all(&vec![false; p.stages.len()], |_| false);
             decider.key(i, &pass).map_err(|e| match e {

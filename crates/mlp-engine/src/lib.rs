@@ -21,6 +21,7 @@ pub mod published;
 mod queue;
 pub mod ray;
 mod record;
+pub mod remote;
 pub mod run;
 pub mod slurm;
 pub mod snapshot;

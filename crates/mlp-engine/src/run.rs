@@ -202,6 +202,8 @@ pub fn run(
         baseline: &baseline,
         run_id: &run_id,
         dry_run: opts.dry_run,
+        remote: opts.remote.as_deref().filter(|_| !opts.dry_run),
+        pull_only: opts.pull_only,
     };
     let duration = |i: usize| {
         snap.stage(&pipeline.stages[i].name)

@@ -26,6 +26,22 @@ pub struct Pipeline {
     pub order: Vec<StageId>,
     /// `tracking mlflow { ... }`: where runs are exported after they end.
     pub tracking: Option<Tracking>,
+    /// `remote "URL" { pull = true }`: the team remote push, pull and `run --pull` use.
+    #[serde(default)]
+    pub remote: Option<RemoteItem>,
+}
+
+/// `remote "s3://bucket/prefix" { pull = true }`. `pull`: `mlp run` asks the remote's
+/// run-cache on a local miss, as `--pull` does.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteItem {
+    pub url: String,
+    pub pull: bool,
+}
+
+impl RemoteItem {
+    /// The settings of `remote`.
+    pub const SETTINGS: [&'static str; 1] = ["pull"];
 }
 
 /// `tracking mlflow { uri = "http://127.0.0.1:5000"  experiment = "churn" }`. A setting

@@ -38,6 +38,7 @@ mod copy;
 mod error;
 mod mark;
 pub(crate) mod temp;
+mod import;
 #[cfg(test)]
 mod tests;
 mod trash;
