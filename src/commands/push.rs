@@ -7,7 +7,7 @@ use std::io::IsTerminal;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use mlp_engine::cache::ObjectCache;
-use mlp_engine::history;
+use mlp_engine::run::EngineError;
 use mlp_engine::store::{StageRecord, Store};
 use mlp_remote::Pusher;
 
@@ -31,7 +31,10 @@ fn push_inner(cli: &Cli, a: &PushArgs) -> Result<ExitStatus, ExitStatus> {
     if !ws.store_path().exists() {
         return Err(ExitStatus::Failure.error("nothing to push: this workspace has never run"));
     }
-    let store = history::open(&ws).map_err(exit::engine_error)?;
+    // The stage records need the store itself (the published run records do not hold
+    // them): read them under the workspace lock, waiting for a run as readers do, and let
+    // both go before the uploads.
+    let (store, lock) = open_store(&ws).map_err(exit::engine_error)?;
     let names: Vec<&str> = if a.stages.is_empty() {
         p.stages.iter().map(|s| s.name.as_str()).collect()
     } else {
@@ -64,6 +67,7 @@ fn push_inner(cli: &Cli, a: &PushArgs) -> Result<ExitStatus, ExitStatus> {
     let rem = remote::open(a.remote.as_deref(), Some(p), &ws.root, jobs)?;
     let cache = ObjectCache::open(&ws.cache_path()).map_err(|e| ExitStatus::Failure.error(e))?;
     drop(store);
+    drop(lock);
     let bar = (!a.json && !crate::quiet() && std::io::stderr().is_terminal()).then(|| {
         let b = ProgressBar::new(0);
         b.set_style(
@@ -114,6 +118,25 @@ fn push_inner(cli: &Cli, a: &PushArgs) -> Result<ExitStatus, ExitStatus> {
 }
 
 /// The identities the kept runs (the last 10 and the baseline) recorded.
+/// The store with the lock that lets us read it (dropped in that order).
+fn open_store(
+    ws: &mlp_engine::workspace::Workspace,
+) -> Result<
+    (
+        mlp_engine::store::SledStore,
+        mlp_engine::lock::WorkspaceLock,
+    ),
+    EngineError,
+> {
+    use mlp_engine::lock::{self, LockError};
+    let lock = crate::pipeline_file::patiently(|p| lock::acquire_patiently(&ws.dir, "mlp push", p))
+        .map_err(|e| match e {
+            LockError::Held { holder, .. } => EngineError::in_use(&holder),
+            e => e.into(),
+        })?;
+    Ok((ws.open_store()?, lock))
+}
+
 fn kept_identities(store: &dyn Store) -> Result<Vec<String>, mlp_engine::store::StoreError> {
     let runs = store.runs()?;
     let mut keep: HashSet<String> = runs

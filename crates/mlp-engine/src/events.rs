@@ -182,7 +182,7 @@ pub enum EngineError {
 
 impl EngineError {
     /// Another command holds the workspace.
-    pub(crate) fn in_use(holder: &str) -> EngineError {
+    pub fn in_use(holder: &str) -> EngineError {
         EngineError::InProgress(format!(
             "this workspace is in use by {holder}; try again when it has finished"
         ))

@@ -36,9 +36,9 @@
 
 mod copy;
 mod error;
+mod import;
 mod mark;
 pub(crate) mod temp;
-mod import;
 #[cfg(test)]
 mod tests;
 mod trash;
