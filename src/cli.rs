@@ -55,8 +55,17 @@ pub enum Command {
     Promote(PromoteArgs),
     /// Restore a run's outputs byte for byte from the cache.
     Checkout(CheckoutArgs),
-    /// Remove cached outputs that no kept run refers to.
+    /// Remove cached outputs that no kept run refers to (`--remote`: on the team remote).
     Gc(GcArgs),
+    /// The object cache: `mlp cache verify` re-hashes every cached output.
+    #[command(subcommand)]
+    Cache(CacheCommand),
+    /// Upload the cached outputs of the stages' current successes, and their run-cache
+    /// entries, to the team remote.
+    Push(PushArgs),
+    /// Fetch and restore the stages' outputs for their current identities from the team
+    /// remote, so that the next `mlp run` has nothing to do.
+    Pull(PullArgs),
     /// Format `.mlp` files canonically (comments kept).
     Fmt(FmtArgs),
     /// Translate another tool's pipeline into a `pipeline.mlp` (`mlp import dvc`).
@@ -132,6 +141,16 @@ pub struct RunArgs {
     /// says, else local).
     #[arg(long, value_enum, value_name = "EXECUTOR")]
     pub executor: Option<ExecutorArg>,
+    /// On a local run-cache miss, ask the team remote's run-cache before running a stage.
+    #[arg(long, conflicts_with = "no_pull")]
+    pub pull: bool,
+    /// Do not ask the remote, even if the pipeline's `remote` item says `pull = true`.
+    #[arg(long)]
+    pub no_pull: bool,
+    /// The team remote (a directory or `s3://bucket/prefix`; default: `MLP_REMOTE`, else the
+    /// pipeline's `remote` item).
+    #[arg(long, value_name = "URL")]
+    pub remote: Option<String>,
 }
 
 // `mlp watch`
@@ -158,6 +177,30 @@ pub struct WatchArgs {
     /// says, else local).
     #[arg(long, value_enum, value_name = "EXECUTOR")]
     pub executor: Option<ExecutorArg>,
+    /// Stop by itself after this long (`90s`, `10m`, `2h`; a bare number is seconds): the
+    /// run in progress finishes, then the watch ends with the last run's exit status.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<std::time::Duration>,
+}
+
+/// `90`, `90s`, `500ms`, `10m`, `2h`.
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: f64 = n
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration: write e.g. `90s`, `10m` or `2h`"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("`{unit}` is not a unit of time: use ms, s, m or h")),
+    };
+    std::time::Duration::try_from_secs_f64(secs).map_err(|e| format!("`{s}`: {e}"))
 }
 
 // `mlp status`
@@ -257,6 +300,77 @@ pub struct GcArgs {
     #[arg(short = 'n', long)]
     pub dry_run: bool,
     /// Print what was (or would be) removed as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Collect the team remote instead of the local cache (a dry run unless `--force`);
+    /// takes an optional URL (default: `MLP_REMOTE`, else the pipeline's `remote` item).
+    #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = "")]
+    pub remote: Option<String>,
+    /// With `--remote`: really remove.
+    #[arg(long, requires = "remote")]
+    pub force: bool,
+    /// With `--remote`: keep anything written in the last HOURS hours, whatever the refs
+    /// say (a push in flight writes its objects before its entries).
+    #[arg(
+        long,
+        default_value_t = 24.0,
+        value_name = "HOURS",
+        requires = "remote"
+    )]
+    pub grace: f64,
+}
+
+// `mlp push`
+#[derive(Args, Debug)]
+pub struct PushArgs {
+    /// Stages to push (default: all).
+    pub stages: Vec<String>,
+    /// The team remote (default: `MLP_REMOTE`, else the pipeline's `remote` item).
+    #[arg(long, value_name = "URL")]
+    pub remote: Option<String>,
+    /// Requests in flight at once (default: 8).
+    #[arg(short = 'j', long = "jobs", value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Also push the records of the kept runs (the last 10 and the baseline), not only
+    /// each stage's latest success.
+    #[arg(long)]
+    pub kept: bool,
+    /// Print what was sent as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+// `mlp pull`
+#[derive(Args, Debug)]
+pub struct PullArgs {
+    /// Stages to pull, with what they need (default: all).
+    pub stages: Vec<String>,
+    /// The team remote (default: `MLP_REMOTE`, else the pipeline's `remote` item).
+    #[arg(long, value_name = "URL")]
+    pub remote: Option<String>,
+    /// Requests in flight at once (default: 8).
+    #[arg(short = 'j', long = "jobs", value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Print one JSON event per line on stdout (the event log).
+    #[arg(long)]
+    pub json: bool,
+}
+
+// `mlp cache`
+#[derive(Subcommand, Debug)]
+pub enum CacheCommand {
+    /// Re-hash every object in the cache; delete and list those whose bytes no longer match
+    /// their name (exit 1 if there were any).
+    Verify(CacheVerifyArgs),
+}
+
+// `mlp cache verify`
+#[derive(Args, Debug)]
+pub struct CacheVerifyArgs {
+    /// Report bad objects, delete nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// Print the report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
 }

@@ -7,6 +7,7 @@
 use std::fmt::Display;
 use std::process::ExitCode;
 
+use mlp_engine::lock::LockError;
 use mlp_engine::run::EngineError;
 
 /// The exit status of a command.
@@ -91,7 +92,8 @@ fn print_error(command: Option<&str>, message: impl Display) {
 /// Print an engine error and choose the exit status its kind calls for.
 pub fn engine_error(e: EngineError) -> ExitStatus {
     let status = match &e {
-        EngineError::Busy(_) | EngineError::InProgress(_) => ExitStatus::Busy,
+        // A lock file that cannot be written (a full disk) is a failure, not a busy workspace.
+        EngineError::Busy(LockError::Held { .. }) | EngineError::InProgress(_) => ExitStatus::Busy,
         EngineError::Usage(_) => ExitStatus::Usage,
         _ => ExitStatus::Failure,
     };

@@ -2,7 +2,7 @@
 //! pipeline (when it loads) its checks and gates and its DAG.
 
 use mlp_engine::history;
-use mlp_engine::store::SledStore;
+use mlp_engine::store::Store;
 use mlp_plan::expr::{Cond, Segment};
 use mlp_plan::{AssertionKind, Options, Pipeline};
 use mlp_report::{Assertion, DagNode, Limit, Report, Run, Threshold};
@@ -17,7 +17,7 @@ use crate::pipeline_file;
 /// since) leaves those out: the history is still worth seeing; `warn` says so on stderr.
 pub fn load(
     cli: &Cli,
-    store: &SledStore,
+    store: &dyn Store,
     last: usize,
     wanted: &[String],
     warn: bool,

@@ -54,6 +54,7 @@ mod history_view;
 mod human;
 mod pipeline_file;
 mod progress;
+mod remote;
 mod tracking;
 
 use std::process::ExitCode;

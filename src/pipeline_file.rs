@@ -3,8 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use mlp_engine::history;
-use mlp_engine::store::SledStore;
+use std::time::Duration;
+
+use mlp_engine::history::{self, History};
+use mlp_engine::lock::{self, Patience};
 use mlp_engine::workspace::Workspace;
 use mlp_plan::{Options, Plan};
 
@@ -97,9 +99,36 @@ pub fn workspace(cli: &Cli) -> Result<Workspace, ExitStatus> {
     Ok(workspace_of(&find_or_fail(cli)?).0)
 }
 
-/// The workspace's store, opened for reading the run history; or the exit status after
-/// saying why it cannot be (nothing ran yet, a run holds it).
-pub fn history_store(cli: &Cli) -> Result<SledStore, ExitStatus> {
+/// The workspace's run history, opened for reading; or the exit status after saying why
+/// it cannot be (nothing ran yet, a run holds the store past the wait).
+pub fn history_store(cli: &Cli) -> Result<History, ExitStatus> {
     let ws = workspace(cli)?;
-    history::open(&ws).map_err(exit::engine_error)
+    patiently(|p| history::open(&ws, p)).map_err(exit::engine_error)
+}
+
+/// How long a read-only command waits for a command holding the workspace:
+/// `MLP_LOCK_WAIT` seconds, else 30.
+pub fn read_wait() -> Duration {
+    std::env::var("MLP_LOCK_WAIT")
+        .ok()
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map_or(lock::READ_WAIT, Duration::from_secs_f64)
+}
+
+/// Calls `f` with the patience of a read-only command: it waits [`read_wait`] for the
+/// workspace, saying once who it waits for.
+pub fn patiently<T>(f: impl FnOnce(&mut Patience<'_>) -> T) -> T {
+    let wait = read_wait();
+    let mut say = |holder: &str| {
+        note!(
+            "waiting for {holder} (up to {} s)",
+            wait.as_secs_f64().round()
+        )
+    };
+    f(&mut Patience {
+        limit: Some(wait),
+        cancel: None,
+        waiting: Some(&mut say),
+    })
 }

@@ -189,6 +189,7 @@ impl Reporter for Human {
                 notes,
             ),
             Event::Warning { message } => self.line(&format!("mlp: warning: {message}")),
+            Event::Waiting { holder } => self.line(&format!("waiting for {holder}")),
             Event::Finish {
                 run,
                 ok,

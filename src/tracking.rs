@@ -13,7 +13,7 @@ use mlp_engine::cache::ObjectCache;
 use mlp_engine::hash::parse_hex;
 use mlp_engine::history;
 use mlp_engine::run::BASELINE;
-use mlp_engine::store::{SledStore, Store};
+use mlp_engine::store::Store;
 use mlp_engine::workspace::Workspace;
 use mlp_plan::model::Tracking;
 use mlp_track::{Artifact, Auth, Exporter, Target, TrackError};
@@ -76,7 +76,7 @@ impl Report {
 
 /// Export `runs` (stored ids) and every pending run before them, oldest first. Stops at
 /// the first run that fails (the others stay pending); never fails itself.
-pub fn export(ws: &Workspace, store: &SledStore, t: &Target, runs: &[String]) -> Report {
+pub fn export(ws: &Workspace, store: &dyn Store, t: &Target, runs: &[String]) -> Report {
     let t0 = Instant::now();
     let pending_before = read_pending(ws);
     let mut todo = pending_before.clone();

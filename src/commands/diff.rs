@@ -17,7 +17,7 @@ pub fn diff(cli: &Cli, args: &DiffArgs) -> ExitStatus {
         Some(n) => DiffRuns::Last(n),
         None => DiffRuns::Named(&args.runs),
     };
-    let d = match history::diff(&store, which, args.all) {
+    let d = match history::diff(&*store, which, args.all) {
         Ok(d) => d,
         Err(e) => return exit::engine_error(e),
     };

@@ -14,10 +14,11 @@ pub fn explain(cli: &Cli, args: &ExplainArgs) -> ExitStatus {
     };
     let file = pipeline_file::find(cli).unwrap_or_default();
     let (ws, _) = workspace_of(&file);
-    let e = match inspect::explain(&ws, &plan.pipeline, &args.stage) {
-        Ok(e) => e,
-        Err(e) => return exit::engine_error(e),
-    };
+    let e =
+        match pipeline_file::patiently(|w| inspect::explain(&ws, &plan.pipeline, &args.stage, w)) {
+            Ok(e) => e,
+            Err(e) => return exit::engine_error(e),
+        };
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&e).unwrap_or_default());
         return ExitStatus::Success;

@@ -7,6 +7,7 @@
 //! human-readable text in `human`, the run's progress display in `progress`, the run history as the report crate reads it in
 //! `history_view`.
 
+mod cache;
 mod check;
 mod checkout;
 mod completions;
@@ -20,6 +21,8 @@ mod import;
 mod init;
 mod lsp;
 mod promote;
+mod pull;
+mod push;
 mod report;
 mod run;
 mod runs;
@@ -45,6 +48,9 @@ pub fn dispatch(cli: &Cli) -> ExitStatus {
         Command::Promote(args) => promote::promote(cli, args),
         Command::Checkout(args) => checkout::checkout(cli, args),
         Command::Gc(args) => gc::gc(cli, args),
+        Command::Cache(crate::cli::CacheCommand::Verify(args)) => cache::verify(cli, args),
+        Command::Push(args) => push::push(cli, args),
+        Command::Pull(args) => pull::pull(cli, args),
         Command::Fmt(args) => fmt::fmt(cli, args),
         Command::Import(crate::cli::ImportCommand::Dvc(args)) => import::dvc(args),
         Command::Report(args) => report::report(cli, args),

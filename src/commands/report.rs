@@ -16,7 +16,7 @@ pub fn report(cli: &Cli, args: &ReportArgs) -> ExitStatus {
     if args.last == 0 {
         return ExitStatus::Usage.error("`--last 0` reports nothing: give 1 or more");
     }
-    let report = match history_view::load(cli, &store, args.last, &args.metrics, true) {
+    let report = match history_view::load(cli, &*store, args.last, &args.metrics, true) {
         Ok(r) => r,
         Err(status) => return status,
     };

@@ -1,16 +1,21 @@
 //! `mlp run`: run what is stale.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use mlp_engine::history;
+use mlp_engine::lock::LockError;
+use mlp_engine::remote::RemoteCache;
 use mlp_engine::run::{self, EngineError, RunOptions};
 use mlp_engine::workspace::Workspace;
 use mlp_plan::model::Pipeline;
+use mlp_remote::Puller;
 
 use crate::cli::{Cli, ExecutorArg, RunArgs};
 use crate::exit::{self, ExitStatus};
 use crate::pipeline_file::{load, sets_and_file, workspace_of};
 use crate::progress;
+use crate::remote;
 use crate::tracking;
 
 /// `-j` by default: the number of CPUs.
@@ -52,6 +57,18 @@ pub fn run(cli: &Cli, a: &RunArgs) -> ExitStatus {
     if jobs == 0 {
         return ExitStatus::Usage.error("`-j 0`: give at least one job slot");
     }
+    // `--pull` (or the pipeline's `remote { pull = true }`): the remote is opened here, and
+    // asked only for a stale stage the local run-cache misses.
+    let pull = !a.no_pull && !a.dry_run && (a.pull || remote::pull_by_default(&plan.pipeline));
+    let remote_cache: Option<Arc<dyn RemoteCache>> = if pull {
+        let jobs = remote::DEFAULT_JOBS;
+        match remote::open(a.remote.as_deref(), Some(&plan.pipeline), &ws.root, jobs) {
+            Ok(r) => Some(Arc::new(Puller { remote: r, jobs })),
+            Err(status) => return status,
+        }
+    } else {
+        None
+    };
     let opts = RunOptions {
         targets: a.stages.clone(),
         downstream: a.downstream,
@@ -61,10 +78,13 @@ pub fn run(cli: &Cli, a: &RunArgs) -> ExitStatus {
         force: a.force.clone(),
         verbose: a.verbose,
         wait: a.wait,
+        read_wait: Some(crate::pipeline_file::read_wait()),
         overrides: sets,
         pipeline_file: name,
         control: None,
         executor: a.executor.map(ExecutorArg::kind),
+        remote: remote_cache,
+        pull_only: false,
     };
     let mut reporter = progress::reporter(a.json, a.verbose);
     let result = run::run(&ws, &plan.pipeline, &opts, reporter.as_mut());
@@ -76,7 +96,7 @@ pub fn run(cli: &Cli, a: &RunArgs) -> ExitStatus {
         export(&ws, &plan.pipeline, &report.id, report.interrupted, a.json);
     }
     match result {
-        Err(EngineError::Busy(e)) => ExitStatus::Busy.error(format!(
+        Err(EngineError::Busy(e @ LockError::Held { .. })) => ExitStatus::Busy.error(format!(
             "{e}; wait for it to finish, or pass --wait to wait"
         )),
         Ok(report) if report.interrupted => ExitStatus::Interrupted,
@@ -99,7 +119,7 @@ fn export(ws: &Workspace, p: &Pipeline, run_id: &str, interrupted: bool, json: b
         tracking::remember(ws, run_id);
         return;
     }
-    let store = match history::open(ws) {
+    let store = match history::open(ws, &mut mlp_engine::lock::Patience::none()) {
         Ok(s) => s,
         Err(e) => {
             tracking::remember(ws, run_id);
@@ -110,7 +130,7 @@ fn export(ws: &Workspace, p: &Pipeline, run_id: &str, interrupted: bool, json: b
             return;
         }
     };
-    let report = tracking::export(ws, &store, &target, &[run_id.to_string()]);
+    let report = tracking::export(ws, &*store, &target, &[run_id.to_string()]);
     if json {
         outln!(
             "{}",

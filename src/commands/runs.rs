@@ -11,7 +11,7 @@ use crate::history_view;
 use crate::human::plural;
 use crate::pipeline_file::{find, history_store, workspace};
 use crate::tracking;
-use mlp_engine::store::SledStore;
+use mlp_engine::store::Store;
 use mlp_plan::Options;
 
 /// How many metric columns `mlp runs` shows when `--metrics` does not say.
@@ -23,13 +23,13 @@ pub fn runs(cli: &Cli, args: &RunsArgs) -> ExitStatus {
         Err(status) => return status,
     };
     if args.export.is_some() {
-        return export(cli, args, &store);
+        return export(cli, args, &*store);
     }
-    let list = match history::runs(&store, args.limit) {
+    let list = match history::runs(&*store, args.limit) {
         Ok(l) => l,
         Err(e) => return exit::engine_error(e),
     };
-    let mut report = match history_view::load(cli, &store, args.limit, &args.metrics, false) {
+    let mut report = match history_view::load(cli, &*store, args.limit, &args.metrics, false) {
         Ok(r) => r,
         Err(status) => return status,
     };
@@ -110,7 +110,7 @@ pub fn runs(cli: &Cli, args: &RunsArgs) -> ExitStatus {
 
 /// `mlp runs --export mlflow [RUN...]`: the runs given, or the last `--limit`, and any run
 /// a failed export left; exporting a run again updates its MLflow run.
-fn export(cli: &Cli, args: &RunsArgs, store: &SledStore) -> ExitStatus {
+fn export(cli: &Cli, args: &RunsArgs, store: &dyn Store) -> ExitStatus {
     let ws = match workspace(cli) {
         Ok(ws) => ws,
         Err(status) => return status,

@@ -13,11 +13,11 @@ pub fn show(cli: &Cli, args: &ShowArgs) -> ExitStatus {
         Ok(s) => s,
         Err(status) => return status,
     };
-    let run = match history::resolve(&store, &args.run).and_then(|id| history::record(&store, &id))
-    {
-        Ok(r) => r,
-        Err(e) => return exit::engine_error(e),
-    };
+    let run =
+        match history::resolve(&*store, &args.run).and_then(|id| history::record(&*store, &id)) {
+            Ok(r) => r,
+            Err(e) => return exit::engine_error(e),
+        };
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&run).unwrap_or_default());
         return ExitStatus::Success;

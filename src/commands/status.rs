@@ -14,7 +14,8 @@ pub fn status(cli: &Cli, args: &StatusArgs) -> ExitStatus {
     };
     let file = pipeline_file::find(cli).unwrap_or_default();
     let (ws, name) = workspace_of(&file);
-    let states = match inspect::status(&ws, &plan.pipeline, &name) {
+    let states = match pipeline_file::patiently(|w| inspect::status(&ws, &plan.pipeline, &name, w))
+    {
         Ok(s) => s,
         Err(e) => return exit::engine_error(e),
     };

@@ -29,6 +29,7 @@ pub fn watch(cli: &Cli, args: &WatchArgs) -> ExitStatus {
             ..Default::default()
         },
         debounce: std::time::Duration::from_millis(args.debounce),
+        timeout: args.timeout,
     };
     let ui = WatchUi {
         json: args.json,
@@ -86,6 +87,7 @@ impl mlp_watch::Ui for WatchUi {
             ),
             W::RunError { message } => exit::command_error("watch", message),
             W::Stopped => note!("stopped"),
+            W::TimedOut => note!("stopped: --timeout reached"),
         }
     }
 }

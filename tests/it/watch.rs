@@ -317,18 +317,140 @@ stage retrain {
 }
 
 #[test]
-fn while_watching_other_commands_are_told_who_holds_the_workspace() {
+fn while_the_watcher_idles_the_workspace_is_free_and_a_second_watcher_is_refused() {
     let ws = ws();
     let w = Watcher::start(&ws, &[]);
-    // (A plain `mlp run` with nothing to do answers from the snapshot without the lock:
-    // that is still true while watching. One with work to do needs the workspace.)
-    ws.mlp(&["run"]).success();
-    let run = ws.mlp(&["run", "--force", "c"]).failure(4);
-    assert!(run.stderr().contains("mlp watch"));
-    // The history needs the store, which the watcher holds.
-    let runs = ws.mlp(&["runs"]).failure(4);
-    assert!(runs.stderr().contains("in use by mlp watch"));
-    w.stop();
-    // Once it stopped, the workspace is free again.
+    // Idle: the watcher holds neither the store nor the workspace lock.
     ws.mlp(&["status"]).success();
+    ws.mlp(&["explain", "c"]).success();
+    let runs = ws.mlp(&["runs"]).success();
+    assert!(runs.stdout().contains('1'), "{}", runs.stdout());
+    ws.mlp(&["run", "--force", "c"]).success();
+    // One watcher per workspace.
+    let second = ws.mlp(&["watch"]).failure(4);
+    assert!(
+        second.stderr().contains("mlp watch (pid"),
+        "{}",
+        second.stderr()
+    );
+    w.stop();
+    ws.mlp(&["status"]).success();
+}
+
+const SLOW: &str = r#"
+pipeline "w"
+stage slow {
+  in "src/a.txt"
+  out o = "out/a.txt"
+  metrics m = "out/m.json"
+  run "sleep \"$(cat src/delay.txt)\" && mkdir -p out && cat src/a.txt > ${out.o} && printf '{\"n\": %s}' \"$(wc -c < src/a.txt)\" > ${metrics.m}"
+}
+"#;
+
+#[test]
+fn history_answers_during_a_watch_run_and_status_waits_for_it() {
+    let ws = Workspace::new(SLOW);
+    ws.write("src/delay.txt", "0");
+    ws.write("src/a.txt", "a\n");
+    let w = Watcher::start(&ws, &[]);
+    let from = w.len();
+    ws.write("src/a.txt", "a2\n");
+    w.settle(from);
+    // Run 3 takes a while: the watcher holds the store meanwhile.
+    ws.write("src/delay.txt", "3");
+    let from = w.len();
+    ws.write("src/a.txt", "a33\n");
+    w.wait_from(from, "the slow run", Duration::from_secs(20), |e| {
+        e["event"] == "stage_started"
+    });
+    // The history answers from the published records.
+    let runs = ws.mlp(&["runs", "--json"]).success();
+    let ids: Vec<String> = runs
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].to_string())
+        .collect();
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    ws.mlp(&["show", "2"]).success();
+    let diff = ws.mlp(&["diff", "1", "2"]).success();
+    assert!(
+        diff.stdout().contains("metrics.slow.m.n"),
+        "{}",
+        diff.stdout()
+    );
+    ws.mlp(&["report", "-o", "r.html"]).success();
+    // What needs the stage records waits (here briefly), then names the holder.
+    let busy = ws
+        .command(&["status"])
+        .env("MLP_LOCK_WAIT", "0.2")
+        .run()
+        .failure(4);
+    assert!(
+        busy.stderr().contains("waiting for mlp watch (pid"),
+        "{}",
+        busy.stderr()
+    );
+    assert!(
+        busy.stderr().contains("in use by mlp watch (pid"),
+        "{}",
+        busy.stderr()
+    );
+    // By default it waits for the run to end, then answers.
+    let status = ws.mlp(&["status"]).success();
+    assert!(
+        status.stderr().contains("waiting for mlp watch"),
+        "{}",
+        status.stderr()
+    );
+    assert!(status.stdout().contains("fresh"), "{}", status.stdout());
+    w.settle(from);
+    let all = w.stop();
+    assert_eq!(all.last().unwrap()["event"], "stopped");
+    // The run recorded during the watch is there, in the store and in its copy.
+    let runs = ws.mlp(&["runs", "--json"]).success();
+    assert_eq!(
+        runs.json().as_array().unwrap().len(),
+        3,
+        "{}",
+        runs.stdout()
+    );
+    ws.mlp(&["show", "3"]).success();
+    assert_eq!(ws.read("out/a.txt"), "a33\n");
+}
+
+#[test]
+fn a_deleted_store_starts_a_history_not_mixed_with_the_old_published_one() {
+    let ws = ws();
+    ws.mlp(&["run"]).success();
+    ws.write("src/c.txt", "c2\n");
+    ws.mlp(&["run"]).success();
+    assert!(ws.exists(".mlp/runs/00000002.json"));
+    std::fs::remove_dir_all(ws.path().join(".mlp/store")).unwrap();
+    ws.mlp(&["runs"]).failure(2);
+    ws.write("src/c.txt", "c3\n");
+    ws.mlp(&["run"]).success();
+    let runs = ws.mlp(&["runs", "--json"]).success();
+    assert_eq!(
+        runs.json().as_array().unwrap().len(),
+        1,
+        "{}",
+        runs.stdout()
+    );
+    assert!(!ws.exists(".mlp/runs/00000002.json"));
+}
+
+#[test]
+fn a_watch_with_a_timeout_ends_by_itself() {
+    let ws = ws();
+    let out = ws.mlp(&["watch", "--json", "--timeout", "1s"]).success();
+    assert!(
+        out.stdout().contains(r#""event":"timed_out""#),
+        "{}",
+        out.stdout()
+    );
+    // The store was closed: everything reads it again.
+    ws.mlp(&["status"]).success();
+    ws.mlp(&["run"]).success();
 }

@@ -1,5 +1,5 @@
 //! [`RunOptions`], and [`RunControl`]: what outlives one run: the process table, Ctrl-C, which stage runs as
-//! which job, and (for `mlp watch`) the open store and the workspace lock.
+//! which job, and (for `mlp watch`) how each run takes the workspace ([`Mode`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
@@ -8,9 +8,6 @@ use std::sync::{Arc, Mutex};
 use mlp_plan::ExecutorKind;
 
 use crate::exec::{self, ProcessTable};
-use crate::lock::{self, LockError};
-use crate::store::{SledStore, StoreError};
-use crate::workspace::Workspace;
 
 #[derive(Clone, Debug, Default)]
 pub struct RunOptions {
@@ -27,6 +24,9 @@ pub struct RunOptions {
     pub verbose: bool,
     /// Wait for another run of this workspace to finish instead of failing.
     pub wait: bool,
+    /// A dry run: how long to wait for a command holding the workspace (`None`:
+    /// [`crate::lock::READ_WAIT`]).
+    pub read_wait: Option<std::time::Duration>,
     /// The `--set` overrides the plan was made with (recorded, and keyed in the snapshot).
     pub overrides: Vec<(String, String)>,
     /// The pipeline file, workspace-relative (the snapshot is only valid for it).
@@ -37,6 +37,22 @@ pub struct RunOptions {
     /// `--executor`: where the stages that do not name their own executor run (`None`: as
     /// the pipeline says).
     pub executor: Option<ExecutorKind>,
+    /// `--pull`: a stale stage that misses the local run-cache asks this remote's
+    /// run-cache before it runs.
+    pub remote: Option<Arc<dyn crate::remote::RemoteCache>>,
+    /// `mlp pull`: restore from the caches only; a stage that would run is skipped.
+    pub pull_only: bool,
+}
+
+/// How the runs of a [`RunControl`] take the workspace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// One run (`mlp run`): take the lock at once or fail (or wait, with `--wait`).
+    Once,
+    /// Many runs of `mlp watch`: each run waits for the workspace (until Ctrl-C), holds
+    /// the lock and the store only while it runs, and lets both go when it ends, so
+    /// that other commands can read the store while the watcher idles.
+    Watch,
 }
 
 /// The processes of a run, and a way to stop one stage while the others go on.
@@ -46,51 +62,21 @@ pub struct RunControl {
     /// Set by Ctrl-C (the handler also cancels every process).
     pub interrupted: Arc<AtomicBool>,
     running: Mutex<HashMap<String, u64>>,
-    /// Keep the store open between runs (`mlp watch`): sled does not give back all it
-    /// allocates when a database is closed, and reopening races its flusher for the lock.
-    keep_store: bool,
-    store: Mutex<Option<Arc<SledStore>>>,
-    /// The workspace lock, held for the control's whole life (`mlp watch`).
-    lock: Mutex<Option<lock::WorkspaceLock>>,
+    pub mode: Mode,
 }
 
 impl RunControl {
     /// A control with the process's Ctrl-C handler (installed once per process).
     pub fn new() -> Arc<RunControl> {
-        Self::make(false)
+        Self::make(Mode::Once)
     }
 
-    /// Take the workspace lock for as long as this control lives: its runs do not take
-    /// it again, and other mlp commands see who holds the workspace.
-    pub fn hold_lock(&self, ws: &Workspace, what: &str) -> Result<(), LockError> {
-        ws.create()?;
-        let l = lock::acquire(&ws.dir, what, false)?;
-        *self.lock.lock().unwrap_or_else(|p| p.into_inner()) = Some(l);
-        Ok(())
+    /// A control for the runs of `mlp watch` (see [`Mode::Watch`]).
+    pub fn watching() -> Arc<RunControl> {
+        Self::make(Mode::Watch)
     }
 
-    pub(crate) fn holds_lock(&self) -> bool {
-        self.lock.lock().map(|l| l.is_some()).unwrap_or(false)
-    }
-
-    /// A control for many runs in one process: the store stays open between them.
-    pub fn long_lived() -> Arc<RunControl> {
-        Self::make(true)
-    }
-
-    pub(crate) fn store(&self, ws: &Workspace) -> Result<Arc<SledStore>, StoreError> {
-        let mut slot = self.store.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(s) = slot.as_ref() {
-            return Ok(Arc::clone(s));
-        }
-        let s = Arc::new(ws.open_store()?);
-        if self.keep_store {
-            *slot = Some(Arc::clone(&s));
-        }
-        Ok(s)
-    }
-
-    fn make(keep_store: bool) -> Arc<RunControl> {
+    fn make(mode: Mode) -> Arc<RunControl> {
         let table = ProcessTable::new();
         let interrupted = exec::install_interrupt_handler(&table)
             .unwrap_or_else(|_| Arc::new(AtomicBool::new(false)));
@@ -98,9 +84,7 @@ impl RunControl {
             table,
             interrupted,
             running: Mutex::new(HashMap::new()),
-            keep_store,
-            store: Mutex::new(None),
-            lock: Mutex::new(None),
+            mode,
         })
     }
 

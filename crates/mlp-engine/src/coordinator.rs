@@ -326,6 +326,7 @@ impl Coordinator<'_> {
             },
             retry: s.retry,
             fallback: s.fallback.clone(),
+            cache: s.cache,
             executor: match slurm::kind_of(s, opts.executor) {
                 ExecutorKind::Local => Arc::clone(&self.local),
                 ExecutorKind::Slurm => Arc::new(slurm::Submission::new(

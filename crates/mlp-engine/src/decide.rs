@@ -24,6 +24,7 @@ use crate::hash::{Digest, Hasher, StatCache, hex, parse_hex};
 use crate::identity::{self, StageKey};
 use crate::judge::{Baseline, Judge, When, checks_digest};
 use crate::outputs::{self, Changed, OutputError};
+use crate::remote::RemoteCache;
 use crate::snapshot::{Entry, Snapshot, StageSnap, Watch};
 use crate::state::StageState;
 use crate::store::{Outcome, StageRecord, Store, StoreError};
@@ -113,6 +114,8 @@ pub enum Skip {
     When(String),
     /// An upstream stage was skipped, did not run, was interrupted or failed.
     Upstream { stage: String, how: &'static str },
+    /// `mlp pull`: neither cache has the stage's identity (it would have to run).
+    NotOnRemote,
 }
 
 impl std::fmt::Display for Skip {
@@ -120,6 +123,7 @@ impl std::fmt::Display for Skip {
         match self {
             Skip::When(t) => f.write_str(t),
             Skip::Upstream { stage, how } => write!(f, "upstream `{stage}` {how}"),
+            Skip::NotOnRemote => f.write_str("not in the remote run-cache; `mlp run` runs it"),
         }
     }
 }
@@ -145,6 +149,9 @@ pub enum DecideError {
     FrozenGone(String),
     #[error("{0}")]
     Store(#[from] StoreError),
+    /// The remote run-cache could not answer (the text names the remote and the object).
+    #[error("{0}")]
+    Remote(String),
     #[error(transparent)]
     Output(#[from] OutputError),
 }
@@ -155,7 +162,9 @@ impl DecideError {
             DecideError::ReadInput { .. }
             | DecideError::HashInputs { .. }
             | DecideError::MissingInput(_) => FailureKind::MissingInput,
-            DecideError::FrozenGone(_) | DecideError::Store(_) => FailureKind::Cache,
+            DecideError::FrozenGone(_) | DecideError::Store(_) | DecideError::Remote(_) => {
+                FailureKind::Cache
+            }
             DecideError::Output(e) => e.kind(),
         }
     }
@@ -262,6 +271,10 @@ pub struct Decider<'a> {
     pub run_id: &'a str,
     /// `--dry-run` or `mlp status`: downstream of what would run would run too.
     pub dry_run: bool,
+    /// `--pull`: asked on a local run-cache miss (never in a dry run).
+    pub remote: Option<&'a dyn RemoteCache>,
+    /// `mlp pull`: a stage that would run is skipped instead.
+    pub pull_only: bool,
 }
 
 impl Decider<'_> {
@@ -476,6 +489,27 @@ impl Decider<'_> {
                     why,
                 });
             }
+            // The team remote's run-cache: its objects come into the local cache, then
+            // the outputs are restored from there as from a local entry.
+            if !s.frozen
+                && let (Some(remote), Some(cache)) = (self.remote, self.cache)
+                && let Some(rec) = remote.fetch(&id_hex, cache).map_err(DecideError::Remote)?
+                && let Some(mut w) = outputs::restore(&hasher, self.cache, s, &rec, &mut entries)?
+            {
+                w.identity = id;
+                let mut record = self.restored_record(s, &rec);
+                record.identity = id_hex;
+                record.key = key.to_json();
+                let why = why_changed(last.as_ref(), &key, changed);
+                return Ok(Decision::Restore {
+                    record,
+                    watch: w,
+                    why,
+                });
+            }
+        }
+        if self.pull_only {
+            return Ok(Decision::Skip(Skip::NotOnRemote));
         }
         let why = if force {
             Why::Forced

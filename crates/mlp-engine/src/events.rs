@@ -129,6 +129,10 @@ pub enum Event {
         ok: bool,
         elapsed_ms: u64,
     },
+    /// Another command holds the workspace: this run waits for it (told once).
+    Waiting {
+        holder: String,
+    },
 }
 
 pub trait Reporter: Send + Sync {
@@ -178,7 +182,7 @@ pub enum EngineError {
 
 impl EngineError {
     /// Another command holds the workspace.
-    pub(crate) fn in_use(holder: &str) -> EngineError {
+    pub fn in_use(holder: &str) -> EngineError {
         EngineError::InProgress(format!(
             "this workspace is in use by {holder}; try again when it has finished"
         ))

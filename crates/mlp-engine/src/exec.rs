@@ -438,13 +438,17 @@ pub fn run(job: &Job, id: u64, table: &ProcessTable) -> io::Result<Finished> {
 
     let reason = lock(&state.inner).reason.clone();
     let exit = reason.unwrap_or_else(|| exit_of(status));
+    let notes = match exit {
+        Exit::Code(0) | Exit::Cancelled => Vec::new(),
+        _ => crate::disk::full_note(&job.cwd).into_iter().collect(),
+    };
     Ok(Finished {
         exit,
         started,
         ended,
         cpu_ms: cpu_ms(&usage),
         max_rss_kb: u64::try_from(usage.ru_maxrss).unwrap_or(0),
-        notes: Vec::new(),
+        notes,
     })
 }
 

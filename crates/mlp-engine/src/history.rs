@@ -11,28 +11,55 @@ use serde_json::Value;
 
 use crate::cache::ObjectCache;
 use crate::hash::parse_hex;
-use crate::lock;
+use crate::lock::{self, LockError, Patience};
+use crate::published;
 use crate::run::{BASELINE, EngineError};
-use crate::store::{OutputRecord, SledStore, Store};
+use crate::store::{OutputRecord, Store};
 use crate::workspace::Workspace;
 
-/// The store, for reading; a clear message when a run holds it or nothing ever ran.
-pub fn open(ws: &Workspace) -> Result<SledStore, EngineError> {
+/// The run history, for reading: the published records ([`published`]) when they are
+/// complete, so that it answers while a run or `mlp watch` holds the store; else the
+/// store itself, under the workspace lock (waiting as `patience` says).
+pub struct History {
+    // Field order is drop order: the store is closed before the lock is let go.
+    store: Box<dyn Store>,
+    _lock: Option<lock::WorkspaceLock>,
+}
+
+impl std::ops::Deref for History {
+    type Target = dyn Store;
+    fn deref(&self) -> &(dyn Store + 'static) {
+        self.store.as_ref()
+    }
+}
+
+/// The run history, for reading; a clear message when nothing ever ran, or when the
+/// published records are incomplete and a run holds the store past `patience`.
+pub fn open(ws: &Workspace, patience: &mut Patience<'_>) -> Result<History, EngineError> {
     if !ws.store_path().exists() {
         return Err(EngineError::Usage(
             "no runs yet in this workspace; `mlp run` records one".into(),
         ));
     }
-    if let Some(holder) = lock::holder(&ws.dir) {
-        return Err(EngineError::InProgress(format!(
-            "this workspace is in use by {holder}; try again when it has finished"
-        )));
+    if published::is_complete(ws) {
+        return Ok(History {
+            store: Box::new(published::Published::new(ws)),
+            _lock: None,
+        });
     }
-    Ok(ws.open_store()?)
+    let lock = match lock::acquire_patiently(&ws.dir, "mlp (reading the run history)", patience) {
+        Ok(l) => l,
+        Err(LockError::Held { holder, .. }) => return Err(EngineError::in_use(&holder)),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(History {
+        store: Box::new(ws.open_store()?),
+        _lock: Some(lock),
+    })
 }
 
 /// The id a user typed (`7`, `00000007`, `last`, `baseline`) as stored.
-pub fn resolve(store: &SledStore, name: &str) -> Result<String, EngineError> {
+pub fn resolve(store: &dyn Store, name: &str) -> Result<String, EngineError> {
     let id = match name {
         "last" | "latest" => store
             .runs()?
@@ -77,7 +104,7 @@ pub struct RunSummary {
     pub overrides: Value,
 }
 
-pub fn runs(store: &SledStore, limit: usize) -> Result<Vec<RunSummary>, EngineError> {
+pub fn runs(store: &dyn Store, limit: usize) -> Result<Vec<RunSummary>, EngineError> {
     let baseline = store.meta(BASELINE)?;
     let all = store.runs()?;
     let from = all.len().saturating_sub(limit);
@@ -183,7 +210,7 @@ pub enum DiffRuns<'a> {
 }
 
 /// Params and metrics of runs side by side, only what differs unless `all`.
-pub fn diff(store: &SledStore, which: DiffRuns<'_>, all: bool) -> Result<Diff, EngineError> {
+pub fn diff(store: &dyn Store, which: DiffRuns<'_>, all: bool) -> Result<Diff, EngineError> {
     let ids: Vec<String> = match which {
         DiffRuns::Last(n) => {
             let runs = store.runs()?;
@@ -254,7 +281,7 @@ pub fn diff(store: &SledStore, which: DiffRuns<'_>, all: bool) -> Result<Diff, E
 }
 
 /// What the last run is compared with by default: the baseline, else the run before it.
-fn default_against(store: &SledStore, b_id: &str) -> Result<String, EngineError> {
+fn default_against(store: &dyn Store, b_id: &str) -> Result<String, EngineError> {
     if let Some(base) = store.meta(BASELINE)?.filter(|b| b != b_id) {
         return Ok(base);
     }
@@ -270,7 +297,7 @@ fn default_against(store: &SledStore, b_id: &str) -> Result<String, EngineError>
 }
 
 /// A run's record as commands print it: run ids written as `mlp runs` writes them.
-pub fn record(store: &SledStore, id: &str) -> Result<Value, EngineError> {
+pub fn record(store: &dyn Store, id: &str) -> Result<Value, EngineError> {
     let mut run = store.run(id)?.unwrap_or_default();
     if let Some(i) = run["id"].as_str().map(short) {
         run["id"] = i.into();
@@ -286,7 +313,7 @@ pub fn record(store: &SledStore, id: &str) -> Result<Value, EngineError> {
 }
 
 /// The records of the last `last` runs, oldest first, and the baseline's record.
-pub fn records(store: &SledStore, last: usize) -> Result<(Vec<Value>, Option<Value>), EngineError> {
+pub fn records(store: &dyn Store, last: usize) -> Result<(Vec<Value>, Option<Value>), EngineError> {
     let ids: Vec<String> = store.runs()?.into_iter().map(|(k, _)| k).collect();
     let from = ids.len().saturating_sub(last);
     let runs = ids[from..]
@@ -313,6 +340,8 @@ pub fn promote(ws: &Workspace, name: &str) -> Result<String, EngineError> {
         )));
     }
     store.put_meta(BASELINE, &id)?;
+    // Not written: the copy is marked incomplete, and readers read the store instead.
+    let _ = published::set_baseline(ws, &id);
     Ok(short(&id))
 }
 

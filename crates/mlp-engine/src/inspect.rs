@@ -2,9 +2,10 @@
 //! what no kept record refers to).
 //!
 //! sled locks its directory for the whole process, so these commands cannot read the
-//! store while `mlp run` holds it. They first take the answer the snapshot can give
-//! (a stage the snapshot proves fresh needs nothing else); only what is left needs the
-//! store, and when a run holds it they say so instead of waiting.
+//! store while `mlp run` (or a run of `mlp watch`) holds it. They first take the answer
+//! the snapshot can give (a stage the snapshot proves fresh needs nothing else); only
+//! what is left needs the store: they take the workspace lock while they read it,
+//! waiting for a holder as the caller's [`Patience`] says, then name it.
 
 use std::collections::{HashMap, HashSet};
 
@@ -16,10 +17,11 @@ use crate::decide::{Decider, Decision, Skip, SnapView};
 use crate::events::{EngineError, Status};
 use crate::hash::{Digest, Hasher, StatCache, hex, parse_hex};
 use crate::identity::{self, StageKey};
+use crate::lock::{self, LockError, Patience};
 use crate::snapshot::Snapshot;
 use crate::store::{Outcome, SledStore, Store};
 use crate::workspace::Workspace;
-use crate::{lock, outputs, state};
+use crate::{outputs, state};
 
 /// A stage's state as `mlp status` reports it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -49,15 +51,23 @@ pub struct StageState {
     pub state: State,
 }
 
-/// Why a command that needs the store cannot have it now.
-fn store_for_reading(ws: &Workspace) -> Result<Option<SledStore>, EngineError> {
+/// The store with the workspace lock that lets us read it (a tuple drops in order: the
+/// store is closed before the lock is let go); `None` when nothing ever ran. Waits for a
+/// holder as `patience` says, then names it.
+fn store_for_reading(
+    ws: &Workspace,
+    what: &str,
+    patience: &mut Patience<'_>,
+) -> Result<Option<(SledStore, lock::WorkspaceLock)>, EngineError> {
     if !ws.store_path().exists() {
         return Ok(None);
     }
-    if let Some(holder) = lock::holder(&ws.dir) {
-        return Err(EngineError::in_use(&holder));
-    }
-    Ok(Some(ws.open_store()?))
+    let l = match lock::acquire_patiently(&ws.dir, what, patience) {
+        Ok(l) => l,
+        Err(LockError::Held { holder, .. }) => return Err(EngineError::in_use(&holder)),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(Some((ws.open_store()?, l)))
 }
 
 /// Every stage's state, in pipeline order: what `mlp run --dry-run` would decide, in
@@ -66,6 +76,7 @@ pub fn status(
     ws: &Workspace,
     p: &Pipeline,
     pipeline_file: &str,
+    patience: &mut Patience<'_>,
 ) -> Result<Vec<StageState>, EngineError> {
     let snap = Snapshot::read(&ws.snapshot_path())
         .filter(|s| s.pipeline_file == pipeline_file && s.overrides.is_empty());
@@ -80,8 +91,8 @@ pub fn status(
         }
     }
     if states.iter().any(Option::is_none) {
-        let store = store_for_reading(ws)?;
-        if let Some(store) = &store {
+        let reading = store_for_reading(ws, "mlp status", patience)?;
+        if let Some((store, _lock)) = &reading {
             let stat_cache = StatCache::new(store.stat_entries()?);
             let baseline = crate::judge::baseline(store)?;
             let decider = Decider {
@@ -94,6 +105,8 @@ pub fn status(
                 baseline: &baseline,
                 run_id: "",
                 dry_run: true,
+                remote: None,
+                pull_only: false,
             };
             for &i in &p.order {
                 if states[i].is_some() {
@@ -212,18 +225,24 @@ pub struct LastSuccess {
     pub ended_ms: u64,
 }
 
-pub fn explain(ws: &Workspace, p: &Pipeline, stage: &str) -> Result<Explanation, EngineError> {
+pub fn explain(
+    ws: &Workspace,
+    p: &Pipeline,
+    stage: &str,
+    patience: &mut Patience<'_>,
+) -> Result<Explanation, EngineError> {
     let i = p
         .stage(stage)
         .ok_or_else(|| EngineError::no_stage(p, stage))?;
     let s = &p.stages[i];
-    let store = store_for_reading(ws)?;
-    let stat_cache = StatCache::new(match &store {
+    let reading = store_for_reading(ws, "mlp explain", patience)?;
+    let store = reading.as_ref().map(|(s, _)| s);
+    let stat_cache = StatCache::new(match store {
         Some(st) => st.stat_entries()?,
         None => Vec::new(),
     });
     let hasher = Hasher::new(&ws.root, &stat_cache);
-    let key = match &store {
+    let key = match store {
         // The key exactly as a run computes it (its `after` stages included).
         Some(st) => {
             let view = SnapView::new(p, None, &ws.root);
@@ -237,6 +256,8 @@ pub fn explain(ws: &Workspace, p: &Pipeline, stage: &str) -> Result<Explanation,
                 baseline: &None,
                 run_id: "",
                 dry_run: true,
+                remote: None,
+                pull_only: false,
             };
             let pass = state::StageState::all(&vec![false; p.stages.len()], |_| false);
             decider.key(i, &pass).map_err(|e| match e {
@@ -247,7 +268,7 @@ pub fn explain(ws: &Workspace, p: &Pipeline, stage: &str) -> Result<Explanation,
         None => identity::key(s, &hasher)?,
     };
     let identity = hex(&key.digest());
-    let last = match &store {
+    let last = match store {
         Some(st) => st.last_success(&s.name)?,
         None => None,
     };
@@ -293,6 +314,19 @@ pub struct GcReport {
 
 /// Drop run-cache records of runs not kept (the last `keep_runs` runs, the baseline, and
 /// every stage's last success are kept), then every object no remaining record refers to.
+/// `mlp cache verify`: every object re-hashed (under the workspace lock, so that no run
+/// restores from an object while it is judged).
+pub fn verify_cache(
+    ws: &Workspace,
+    dry_run: bool,
+) -> Result<crate::cache::VerifyReport, EngineError> {
+    let _lock = lock::acquire(&ws.dir, "mlp cache verify", false)?;
+    let cache = ObjectCache::open(&ws.cache_path())?;
+    cache
+        .verify(dry_run)
+        .map_err(|e| EngineError::Io(std::io::Error::other(e.to_string())))
+}
+
 pub fn gc(
     ws: &Workspace,
     keep_runs: usize,

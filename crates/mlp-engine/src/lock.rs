@@ -14,12 +14,42 @@
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
 /// Name of the lock file inside the `.mlp` directory.
 pub const LOCK_FILE: &str = "lock";
+
+/// Name of the file `mlp watch` locks for its whole life (one watcher per workspace); the
+/// workspace lock it takes only while a run is in progress.
+pub const WATCH_LOCK_FILE: &str = "watch.lock";
+
+/// How long a read-only command that needs the store (`status`, `explain`,
+/// `run --dry-run`) waits for the workspace by default.
+pub const READ_WAIT: Duration = Duration::from_secs(30);
+
+/// How long [`acquire_patiently`] waits, and what it says while it does.
+pub struct Patience<'a> {
+    /// Give up after this long (`None`: wait as long as it takes).
+    pub limit: Option<Duration>,
+    /// Give up when this is set (Ctrl-C).
+    pub cancel: Option<&'a AtomicBool>,
+    /// Told the holder's description once, when the lock is first found taken.
+    pub waiting: Option<&'a mut dyn FnMut(&str)>,
+}
+
+impl Patience<'_> {
+    /// Do not wait: fail at once when the lock is taken.
+    pub fn none() -> Patience<'static> {
+        Patience {
+            limit: Some(Duration::ZERO),
+            cancel: None,
+            waiting: None,
+        }
+    }
+}
 
 /// Errors from [`acquire`].
 #[derive(thiserror::Error, Debug)]
@@ -118,27 +148,53 @@ fn read_holder(file: &mut File) -> String {
     "process".to_string()
 }
 
-/// Who holds the workspace lock now, if anyone (without taking it).
-pub fn holder(mlp_dir: &Path) -> Option<String> {
-    let path = mlp_dir.join(LOCK_FILE);
-    let mut file = OpenOptions::new().read(true).write(true).open(&path).ok()?;
-    match file.try_lock() {
-        Ok(()) => {
-            let _ = file.unlock();
-            None
-        }
-        Err(TryLockError::WouldBlock) => Some(read_holder(&mut file)),
-        Err(TryLockError::Error(_)) => None,
-    }
-}
-
 /// Takes the workspace lock `<mlp_dir>/lock` (creating `mlp_dir` if needed).
 ///
 /// `what` describes the holder (e.g. `"mlp run"`). With `wait`, blocks until
 /// the lock is free; otherwise fails at once with [`LockError::Held`].
 pub fn acquire(mlp_dir: &Path, what: &str, wait: bool) -> Result<WorkspaceLock, LockError> {
+    acquire_file(mlp_dir, LOCK_FILE, what, wait)
+}
+
+/// Takes the workspace lock, waiting as `patience` says: polls, tells `waiting` who
+/// holds it once, and fails with [`LockError::Held`] (naming the latest holder) when
+/// the time is up or `cancel` is set.
+pub fn acquire_patiently(
+    mlp_dir: &Path,
+    what: &str,
+    patience: &mut Patience<'_>,
+) -> Result<WorkspaceLock, LockError> {
+    let start = Instant::now();
+    let mut told = false;
+    loop {
+        match acquire(mlp_dir, what, false) {
+            Err(LockError::Held { holder, path }) => {
+                let cancelled = patience.cancel.is_some_and(|c| c.load(Ordering::SeqCst));
+                if cancelled || patience.limit.is_some_and(|l| start.elapsed() >= l) {
+                    return Err(LockError::Held { holder, path });
+                }
+                if !told {
+                    told = true;
+                    if let Some(w) = patience.waiting.as_mut() {
+                        w(&holder);
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(25));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Takes the lock file `<mlp_dir>/<name>` ([`LOCK_FILE`] or [`WATCH_LOCK_FILE`]).
+pub fn acquire_file(
+    mlp_dir: &Path,
+    name: &str,
+    what: &str,
+    wait: bool,
+) -> Result<WorkspaceLock, LockError> {
     std::fs::create_dir_all(mlp_dir).map_err(|e| with_path(e, mlp_dir))?;
-    let path = mlp_dir.join(LOCK_FILE);
+    let path = mlp_dir.join(name);
     let mut file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -275,6 +331,36 @@ mod tests {
             std::thread::sleep(Duration::from_millis(20));
         }
         assert!(ok, "lock not released after SIGKILL");
+    }
+
+    #[test]
+    fn patience_waits_tells_who_and_gives_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let mlp = dir.path().join(".mlp");
+        let lock = acquire(&mlp, "mlp watch", false).unwrap();
+        let mut seen = Vec::new();
+        let mut note = |h: &str| seen.push(h.to_string());
+        let mut p = Patience {
+            limit: Some(Duration::from_millis(100)),
+            cancel: None,
+            waiting: Some(&mut note),
+        };
+        let e = acquire_patiently(&mlp, "mlp status", &mut p).unwrap_err();
+        assert!(e.to_string().contains("mlp watch (pid"), "{e}");
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        assert!(seen[0].starts_with("mlp watch (pid"), "{seen:?}");
+        // Released in time: taken.
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            drop(lock);
+        });
+        let mut p = Patience {
+            limit: Some(Duration::from_secs(20)),
+            cancel: None,
+            waiting: None,
+        };
+        acquire_patiently(&mlp, "mlp status", &mut p).unwrap();
+        t.join().unwrap();
     }
 
     #[test]

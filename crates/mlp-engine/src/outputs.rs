@@ -166,7 +166,7 @@ pub fn restore(
         let have = hasher.path(&o.path).ok();
         if have.as_ref().and_then(Content::digest) != want.digest() {
             let Some(cache) = cache else { continue };
-            if cache.restore(&want, &dst).is_err() {
+            if cache.with_mode(s.cache).restore(&want, &dst).is_err() {
                 return Ok(None);
             }
         }
@@ -183,19 +183,17 @@ pub fn restore(
 }
 
 /// Remove a stage's declared outputs before its command runs, so that an output the
-/// command no longer writes cannot pass for a new one (the old bytes are in the cache).
-pub fn clear(root: &Path, outputs: &[String]) -> Result<(), OutputError> {
+/// command no longer writes cannot pass for a new one (the old bytes are in the cache),
+/// and a command never writes into a link-mode output (a hard link to an object). They
+/// go to the cache's trash, deleted in the background.
+pub fn clear(root: &Path, cache: &ObjectCache, outputs: &[String]) -> Result<(), OutputError> {
     for o in outputs {
-        let p = root.join(o);
-        let r = match std::fs::symlink_metadata(&p) {
-            Ok(m) if m.is_dir() => std::fs::remove_dir_all(&p),
-            Ok(_) => std::fs::remove_file(&p),
-            Err(_) => Ok(()),
-        };
-        r.map_err(|source| OutputError::Clear {
-            path: o.clone(),
-            source,
-        })?;
+        cache
+            .discard(&root.join(o))
+            .map_err(|source| OutputError::Clear {
+                path: o.clone(),
+                source,
+            })?;
     }
     Ok(())
 }

@@ -13,15 +13,18 @@ use std::time::Instant;
 use mlp_plan::Pipeline;
 
 use crate::cache::ObjectCache;
+use crate::control::Mode;
 use crate::coordinator::Coordinator;
 use crate::decide::{Decider, SnapView};
 use crate::hash::StatCache;
-use crate::lock;
+use crate::lock::{self, LockError, Patience};
+use crate::published;
 use crate::queue::{Queue, machine_tokens, needs};
 use crate::record::{self, Facts, Outcomes};
 use crate::snapshot::Snapshot;
 use crate::state::StageState;
 use crate::store::{SledStore, Store};
+use crate::sweep::Unfinished;
 use crate::workspace::{Workspace, now_ms};
 
 pub use crate::control::{RunControl, RunOptions};
@@ -30,8 +33,12 @@ pub use crate::events::{EngineError, Event, FailureKind, Reporter, RunReport, St
 pub use crate::judge::{BASELINE, checks_digest};
 
 /// The fast no-op: when the snapshot says every stage is up to date and nothing it lists
-/// was touched, answer without parsing or opening the store.
+/// was touched (and the last run finished), answer without parsing or opening the store.
 pub fn nothing_to_do(ws: &Workspace, pipeline_file: &str) -> bool {
+    // A run that did not finish may have left strays for the next run to sweep.
+    if ws.dir.join(crate::sweep::RUNNING).exists() {
+        return false;
+    }
     let Some(snap) = Snapshot::read(&ws.snapshot_path()) else {
         return false;
     };
@@ -107,18 +114,9 @@ pub fn run(
     reporter: &mut dyn Reporter,
 ) -> Result<RunReport, EngineError> {
     ws.create()?;
-    let holds = opts.control.as_ref().is_some_and(|c| c.holds_lock());
-    let _lock = if opts.dry_run {
-        // A dry run writes nothing, but it reads the store, which a run holds.
-        if !holds && let Some(holder) = lock::holder(&ws.dir) {
-            return Err(EngineError::in_use(&holder));
-        }
-        None
-    } else if holds {
-        None
-    } else {
-        Some(lock::acquire(&ws.dir, "mlp run", opts.wait)?)
-    };
+    let control = opts.control.clone().unwrap_or_else(RunControl::new);
+    // Declared before the store: dropped after it (the store is closed under the lock).
+    let _lock = take_workspace(ws, opts, &control, reporter)?;
     for f in &opts.force {
         if pipeline.stage(f).is_none() {
             return Err(EngineError::no_stage(pipeline, f));
@@ -151,12 +149,18 @@ pub fn run(
         }
     }
 
+    // Strays of a run that did not finish are swept before anything is decided.
+    let unfinished = if opts.dry_run {
+        None
+    } else {
+        Some(Unfinished::begin(ws, pipeline)?.0)
+    };
+
     let old_snap = Snapshot::read(&ws.snapshot_path())
         .filter(|s| s.pipeline_file == opts.pipeline_file && s.overrides == opts.overrides);
     let snap = SnapView::new(pipeline, old_snap.as_ref(), &ws.root);
 
-    let control = opts.control.clone().unwrap_or_else(RunControl::new);
-    let store = control.store(ws)?;
+    let store = ws.open_store()?;
     let store: &SledStore = &store;
     let run_id = record::next_run_id(store)?;
     let stat_cache = StatCache::new(store.stat_entries()?);
@@ -198,6 +202,8 @@ pub fn run(
         baseline: &baseline,
         run_id: &run_id,
         dry_run: opts.dry_run,
+        remote: opts.remote.as_deref().filter(|_| !opts.dry_run),
+        pull_only: opts.pull_only,
     };
     let duration = |i: usize| {
         snap.stage(&pipeline.stages[i].name)
@@ -257,11 +263,23 @@ pub fn run(
             promote: c.promote,
         };
         let rec = record::run_record(&facts, &c.states, &outcomes)?;
+        let was_complete = published::begin(ws, store);
         store.put_run_json(&run_id, &rec)?;
         if c.promote && report.ok() {
             store.put_meta(BASELINE, &run_id)?;
         }
         store.flush()?;
+        // Readers of the history while a later run holds the store read this copy.
+        if let Err(e) = published::catch_up(ws, store, Some((&run_id, &rec)), was_complete) {
+            c.reporter.event(&Event::Warning {
+                message: format!(
+                    "cannot copy the run record to {e}; while a run holds the workspace, `mlp runs` cannot show it"
+                ),
+            });
+        }
+    }
+    if let Some(u) = unfinished {
+        u.finish()?;
     }
     c.reporter.event(&Event::Finish {
         run: record::short_id(&run_id),
@@ -269,6 +287,44 @@ pub fn run(
         elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(0),
     });
     Ok(report)
+}
+
+/// The workspace lock for this run: `mlp run` takes it or fails (`--wait`: waits); a
+/// dry run (which reads the store) waits a while for its holder; a run of `mlp watch`
+/// waits until it is free or Ctrl-C.
+fn take_workspace(
+    ws: &Workspace,
+    opts: &RunOptions,
+    control: &RunControl,
+    reporter: &mut dyn Reporter,
+) -> Result<lock::WorkspaceLock, EngineError> {
+    let mut waiting = |holder: &str| {
+        reporter.event(&Event::Waiting {
+            holder: holder.to_string(),
+        })
+    };
+    let mut patience = Patience {
+        limit: None,
+        cancel: Some(&control.interrupted),
+        waiting: Some(&mut waiting),
+    };
+    if opts.dry_run {
+        patience.limit = Some(opts.read_wait.unwrap_or(lock::READ_WAIT));
+        return lock::acquire_patiently(&ws.dir, "mlp run --dry-run", &mut patience).map_err(|e| {
+            match e {
+                LockError::Held { holder, .. } => EngineError::in_use(&holder),
+                e => e.into(),
+            }
+        });
+    }
+    if control.mode == Mode::Watch {
+        return Ok(lock::acquire_patiently(
+            &ws.dir,
+            "mlp watch",
+            &mut patience,
+        )?);
+    }
+    Ok(lock::acquire(&ws.dir, "mlp run", opts.wait)?)
 }
 
 fn human_bytes(b: u64) -> String {

@@ -36,6 +36,8 @@ pub struct Task {
     pub outputs: Vec<String>,
     /// `(name, path)` of each metrics file.
     pub metrics: Vec<(String, String)>,
+    /// How its outputs go into the cache (`cache copy|link`).
+    pub cache: mlp_plan::model::CacheMode,
 }
 
 /// What a worker sends back.
@@ -70,6 +72,8 @@ pub enum Report {
 /// Outputs to copy into the object cache.
 pub struct CacheJob {
     stage: StageId,
+    /// `cache copy|link` of the stage.
+    mode: mlp_plan::model::CacheMode,
     outputs: Vec<(String, Content)>,
 }
 
@@ -109,6 +113,7 @@ pub fn work(
         if !outputs.is_empty() {
             let job = CacheJob {
                 stage: task.stage,
+                mode: task.cache,
                 outputs,
             };
             if caches.send(job).is_err() {
@@ -122,7 +127,7 @@ pub fn work(
 /// until every worker is gone.
 pub fn cacher(rx: &mpsc::Receiver<CacheJob>, tx: &mpsc::Sender<Report>, w: &Shared<'_>) {
     for job in rx {
-        let result = outputs::cache(w.root, w.cache, &job.outputs);
+        let result = outputs::cache(w.root, &w.cache.with_mode(job.mode), &job.outputs);
         if tx
             .send(Report::Cached {
                 stage: job.stage,
@@ -144,7 +149,7 @@ impl Shared<'_> {
         let cleared = if task.executor.keeps_outputs(&task.job.command) {
             Ok(()) // a job of an earlier run is writing them: attach to it
         } else {
-            outputs::clear(self.root, &task.outputs)
+            outputs::clear(self.root, self.cache, &task.outputs)
         };
         let mut finished = match cleared {
             Err(e) => Err(io::Error::other(e)),

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use lsp_types::{Hover, HoverContents, HoverParams, MarkupContent, MarkupKind};
 use mlp_engine::inspect::{self, State};
+use mlp_engine::lock::Patience;
 use mlp_engine::snapshot::Snapshot;
 use mlp_engine::workspace::Workspace;
 use mlp_plan::expr::{Ty, binary_type};
@@ -105,7 +106,8 @@ fn state(r: &Root, p: &Pipeline, name: &str) -> Option<String> {
     }
     let ws = Workspace::new(dir);
     let file = r.path.file_name()?.to_string_lossy().into_owned();
-    let mut out = match inspect::status(&ws, p, &file) {
+    // An editor does not wait: while a run holds the store, the state is unknown.
+    let mut out = match inspect::status(&ws, p, &file, &mut Patience::none()) {
         Ok(states) => {
             let s = states.into_iter().find(|s| s.stage == name)?;
             match &s.state {

@@ -26,6 +26,22 @@ pub struct Pipeline {
     pub order: Vec<StageId>,
     /// `tracking mlflow { ... }`: where runs are exported after they end.
     pub tracking: Option<Tracking>,
+    /// `remote "URL" { pull = true }`: the team remote push, pull and `run --pull` use.
+    #[serde(default)]
+    pub remote: Option<RemoteItem>,
+}
+
+/// `remote "s3://bucket/prefix" { pull = true }`. `pull`: `mlp run` asks the remote's
+/// run-cache on a local miss, as `--pull` does.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteItem {
+    pub url: String,
+    pub pull: bool,
+}
+
+impl RemoteItem {
+    /// The settings of `remote`.
+    pub const SETTINGS: [&'static str; 1] = ["pull"];
 }
 
 /// `tracking mlflow { uri = "http://127.0.0.1:5000"  experiment = "churn" }`. A setting
@@ -72,8 +88,46 @@ pub struct Stage {
     pub always: bool,
     pub frozen: bool,
     pub promote: bool,
+    /// How its outputs go into the object cache and come back (`cache copy|link`). Not
+    /// part of its identity: both modes give the same bytes.
+    pub cache: CacheMode,
     /// Every stage this one waits for, with why: sorted, no duplicates.
     pub deps: Vec<Dep>,
+}
+
+/// `cache copy` (the default) or `cache link`: how outputs are stored and restored.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheMode {
+    /// A copy of its own: a reflink where the filesystem shares extents, else a
+    /// kernel-side copy.
+    #[default]
+    Copy,
+    /// A read-only hard link to the cached object (copied where it cannot be: an
+    /// executable file, another filesystem, a file that already has other names).
+    Link,
+}
+
+impl CacheMode {
+    /// The modes, as written.
+    pub const NAMES: [&'static str; 2] = ["copy", "link"];
+
+    /// The mode named `s`.
+    pub fn parse(s: &str) -> Option<CacheMode> {
+        match s {
+            "copy" => Some(CacheMode::Copy),
+            "link" => Some(CacheMode::Link),
+            _ => None,
+        }
+    }
+
+    /// As written in a pipeline.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheMode::Copy => "copy",
+            CacheMode::Link => "link",
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -163,14 +163,20 @@ impl Builder<'_> {
         self.unit(span.end.saturating_sub(1).max(span.start), span.end)
     }
 
-    /// An unknown item, as written, without the comment the grammar lets it swallow.
+    /// An unknown item, as written, without the comment the grammar lets it swallow and
+    /// without whitespace at the ends of its lines (a string in it may span lines: the
+    /// item is an error the checker reports, and only its first word is in the tree).
     fn unknown_text(&self, span: Span) -> String {
         let i = self.comments.partition_point(|c| c.span.start < span.start);
         let end = match self.comments.get(i) {
             Some(c) if c.span.start < span.end => c.span.start,
             _ => span.end,
         };
-        self.src[span.start..end].trim_end().to_string()
+        let lines: Vec<&str> = self.src[span.start..end]
+            .lines()
+            .map(str::trim_end)
+            .collect();
+        lines.join("\n").trim_end().to_string()
     }
 
     fn item(&mut self, item: &Item) -> Node {

@@ -57,6 +57,8 @@ pub enum WatchEvent {
     RunError { message: String },
     /// Ctrl-C: stopped.
     Stopped,
+    /// `--timeout` reached: the run in progress (if any) finished, then stopped.
+    TimedOut,
 }
 
 pub struct WatchOptions {
@@ -66,6 +68,9 @@ pub struct WatchOptions {
     pub run: RunOptions,
     /// How long the file system must be quiet before a change counts.
     pub debounce: Duration,
+    /// End by itself after this long (`--timeout`): no new run starts, the one in
+    /// progress finishes.
+    pub timeout: Option<Duration>,
 }
 
 enum Msg {
@@ -211,15 +216,30 @@ pub fn watch(opts: WatchOptions, ui: &dyn Ui) -> u8 {
         .unwrap_or_default();
     let ws = Workspace::new(&root);
     let root = ws.root.clone();
-    let control = RunControl::long_lived();
-    // The workspace is ours while we watch: another `mlp run` is told who holds it (and
-    // `--wait` waits for us), read-only commands say so too.
-    if let Err(e) = control.hold_lock(&ws, "mlp watch") {
-        ui.event(&WatchEvent::RunError {
-            message: e.to_string(),
-        });
-        return 4;
-    }
+    // One watcher per workspace: `.mlp/watch.lock` for as long as we watch. The workspace
+    // lock and the store are taken only while a run is in progress (RunControl::watching),
+    // so other commands read the store while we idle, and the history at any time.
+    let _watching = match ws
+        .create()
+        .map_err(mlp_engine::lock::LockError::from)
+        .and_then(|()| {
+            mlp_engine::lock::acquire_file(
+                &ws.dir,
+                mlp_engine::lock::WATCH_LOCK_FILE,
+                "mlp watch",
+                false,
+            )
+        }) {
+        Ok(l) => l,
+        Err(e) => {
+            let busy = matches!(e, mlp_engine::lock::LockError::Held { .. });
+            ui.event(&WatchEvent::RunError {
+                message: e.to_string(),
+            });
+            return if busy { 4 } else { 1 };
+        }
+    };
+    let control = RunControl::watching();
     let mut run_opts = opts.run.clone();
     run_opts.control = Some(Arc::clone(&control));
     // An edit must not stop the branches it does not touch.
@@ -283,6 +303,8 @@ pub fn watch(opts: WatchOptions, ui: &dyn Ui) -> u8 {
     let mut replan = true;
     let mut plan: Option<Pipeline> = None;
     let mut timers: Vec<(String, u64)> = Vec::new(); // (stage, due at ms)
+    let deadline = opts.timeout.map(|t| std::time::Instant::now() + t);
+    let mut last_ok = true;
 
     loop {
         if control.interrupted.load(Ordering::SeqCst) {
@@ -291,6 +313,14 @@ pub fn watch(opts: WatchOptions, ui: &dyn Ui) -> u8 {
             }
             ui.event(&WatchEvent::Stopped);
             return 130;
+        }
+        if deadline.is_some_and(|d| std::time::Instant::now() >= d) && running.is_none() {
+            ui.event(&WatchEvent::TimedOut);
+            return if last_ok { 0 } else { 1 };
+        }
+        if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            // Time is up: let the run in progress end, start no other.
+            pending = false;
         }
         // Start a run when one is due and none is going.
         if pending && running.is_none() {
@@ -309,6 +339,7 @@ pub fn watch(opts: WatchOptions, ui: &dyn Ui) -> u8 {
                         plan = Some(p.pipeline);
                     }
                     Err(d) => {
+                        last_ok = false;
                         ui.diagnostics(&d);
                         ui.event(&WatchEvent::PlanError { errors: d.len() });
                         plan = None;
@@ -397,10 +428,14 @@ pub fn watch(opts: WatchOptions, ui: &dyn Ui) -> u8 {
                 if let Some(h) = running.take() {
                     let _ = h.join();
                 }
-                if let Err(e) = r {
-                    ui.event(&WatchEvent::RunError {
+                last_ok = r.as_ref().is_ok_and(RunReport::ok);
+                match r {
+                    // Ctrl-C while the run waited for the workspace: just stop.
+                    Err(_) if control.interrupted.load(Ordering::SeqCst) => {}
+                    Err(e) => ui.event(&WatchEvent::RunError {
                         message: e.to_string(),
-                    });
+                    }),
+                    Ok(_) => {}
                 }
                 timers = every_timers(&ws, plan.as_ref());
                 if !pending {
@@ -505,6 +540,7 @@ pub fn event_json(e: &WatchEvent) -> serde_json::Value {
             serde_json::json!({"event": "run_error", "message": message})
         }
         WatchEvent::Stopped => serde_json::json!({"event": "stopped"}),
+        WatchEvent::TimedOut => serde_json::json!({"event": "timed_out"}),
     }
 }
 

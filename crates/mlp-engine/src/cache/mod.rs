@@ -11,54 +11,67 @@
 //!   place, so a half-written object never has a real name. A directory's
 //!   manifest is written after all its blobs.
 //!
-//! Copy strategy: the cache and the workspace never share inodes (no
-//! hardlinks), so editing a restored file in place can never corrupt the
-//! cache. Files are copied with [`std::fs::copy`] (`copy_file_range` on
-//! Linux, which the kernel may turn into a reflink on filesystems that
-//! support it; on ext4 it is an in-kernel copy). No `FICLONE` ioctl is used
-//! (that needs unsafe code or another dependency for little gain on ext4).
+//! Copy strategy ([`copy`]): objects are made and restored by reflink where the
+//! filesystem shares extents (XFS, btrfs), else by a kernel-side copy
+//! (`copy_file_range`): bytes never pass through the process's memory. In link mode
+//! ([`CacheMode::Link`]) an output becomes a second name of its object (read-only) and a
+//! restore hard-links the object back; an executable file, a file with other names and
+//! a file on another filesystem are copied instead.
 //!
-//! Verification: [`ObjectCache::put`] hashes the *copy* it made before naming
-//! it, so an object's name always matches the bytes that went in (an output
-//! modified while being stored gives [`CacheError::Changed`]).
-//! [`ObjectCache::restore`] copies to a temporary file next to the
-//! destination, hashes that copy and only then renames it over the
-//! destination; a mismatch (disk corruption, tampering, a torn write after a
-//! crash — objects are not fsynced) gives [`CacheError::Corrupt`] and deletes
-//! the bad object so that the stage is rebuilt.
+//! Verification: [`ObjectCache::put`] hashes the object it made before naming it, so an
+//! object's name matches the bytes that went in (an output modified while being stored
+//! gives [`CacheError::Changed`]), and gives it the verified mark ([`mark`]: read-only,
+//! mtime 1 s). [`ObjectCache::restore`] serves a marked object of the right size
+//! without reading it; an unmarked one (written to since, or from an older mlp) is
+//! hashed first; a mismatch (tampering, disk corruption, a torn write after a crash —
+//! objects are not fsynced) gives [`CacheError::Corrupt`] and deletes the bad object so
+//! that the stage is rebuilt. [`ObjectCache::verify`] re-hashes every object.
+//!
+//! Replaced outputs are moved to `trash/` and deleted in the background ([`trash`]).
 //!
 //! Restored files are mode 0o644, or 0o755 if the manifest recorded an
 //! executable bit (a single-file output has no recorded mode: 0o644).
 //! Directory entries that are symlinks to outside the workspace are stored as
 //! a blob of their target text and restored as symlinks.
 
+mod copy;
 mod error;
-mod temp;
+mod import;
+mod mark;
+pub(crate) mod temp;
 #[cfg(test)]
 mod tests;
+mod trash;
+mod verify;
 
 use std::fs;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{PermissionsExt, symlink};
+use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use rayon::prelude::*;
 
+pub use self::copy::Placed;
+use self::copy::clone_or_copy;
 pub use self::error::CacheError;
 use self::error::io_err;
-use self::temp::{TempGuard, remove_any, remove_if_exists, unique};
+use self::mark::{is_marked, set_mark};
+use self::temp::{Beside, TempGuard, remove_any, remove_if_exists, unique};
+pub use self::verify::VerifyReport;
 use crate::hash::{
     Content, Digest, ManifestEntry, NodeKind, hash_file, hex, manifest_digest, normalize_rel,
     parse_hex, walk,
 };
+pub use mlp_plan::model::CacheMode;
 
 /// The content-addressed object cache.
 #[derive(Debug, Clone)]
 pub struct ObjectCache {
     root: PathBuf,
     workspace: Option<PathBuf>,
+    mode: CacheMode,
 }
 
 impl ObjectCache {
@@ -71,6 +84,7 @@ impl ObjectCache {
             let p = dir.join(sub);
             fs::create_dir_all(&p).map_err(|e| crate::hash::with_path(e, &p))?;
         }
+        trash::empty(dir);
         let workspace = if dir.file_name().is_some_and(|n| n == "cache")
             && dir
                 .parent()
@@ -84,6 +98,7 @@ impl ObjectCache {
         Ok(ObjectCache {
             root: dir.to_path_buf(),
             workspace,
+            mode: CacheMode::Copy,
         })
     }
 
@@ -93,6 +108,18 @@ impl ObjectCache {
     pub fn with_workspace(mut self, root: &Path) -> Self {
         self.workspace = Some(root.to_path_buf());
         self
+    }
+
+    /// The same cache, storing and restoring in `mode` (a stage's `cache` item).
+    pub fn with_mode(&self, mode: CacheMode) -> Self {
+        let mut c = self.clone();
+        c.mode = mode;
+        c
+    }
+
+    /// The mode it stores and restores in.
+    pub fn mode(&self) -> CacheMode {
+        self.mode
     }
 
     /// The cache directory.
@@ -122,10 +149,9 @@ impl ObjectCache {
         self.root.join("tmp").join(unique())
     }
 
-    /// Makes `tmp` read-only and renames it to `dst`.
+    /// Gives the verified `tmp` the mark (read-only, mtime 1 s) and renames it to `dst`.
     fn install(&self, tmp: &mut TempGuard, dst: &Path) -> Result<(), CacheError> {
-        fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o444))
-            .map_err(io_err(tmp.path()))?;
+        set_mark(tmp.path()).map_err(io_err(tmp.path()))?;
         if let Some(parent) = dst.parent() {
             fs::create_dir_all(parent).map_err(io_err(parent))?;
         }
@@ -134,14 +160,66 @@ impl ObjectCache {
         Ok(())
     }
 
-    /// Stores the file at `src` as blob `digest` unless present, verifying the copy.
-    fn put_blob(&self, src: &Path, digest: &Digest) -> Result<(), CacheError> {
+    /// Whether blob `digest` is stored and good: a marked object of the right size is
+    /// taken as it is, another is hashed (a bad one is deleted: `false`).
+    fn have_blob(&self, digest: &Digest, size: Option<u64>) -> Result<bool, CacheError> {
+        let blob = self.blob_path(digest);
+        match fs::symlink_metadata(&blob) {
+            Ok(m) if is_marked(&m, size) => Ok(true),
+            Ok(_) => match self.verify_blob(digest) {
+                Ok(()) => Ok(true),
+                Err(CacheError::Corrupt { .. }) => Ok(false),
+                Err(e) => Err(e),
+            },
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(io_err(&blob)(e)),
+        }
+    }
+
+    /// Hashes blob `digest`: a match gets the mark, a mismatch is deleted
+    /// ([`CacheError::Corrupt`]).
+    fn verify_blob(&self, digest: &Digest) -> Result<(), CacheError> {
+        let blob = self.blob_path(digest);
+        match hash_file(&blob) {
+            Ok((got, _)) if &got == digest => {
+                // A cache on a read-only mount cannot be marked; it is still good.
+                let _ = set_mark(&blob);
+                Ok(())
+            }
+            Ok(_) => {
+                remove_if_exists(&blob).map_err(io_err(&blob))?;
+                Err(CacheError::Corrupt {
+                    digest: hex(digest),
+                    path: blob,
+                })
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(CacheError::Missing {
+                digest: hex(digest),
+                root: self.root.clone(),
+            }),
+            Err(e) => Err(io_err(&blob)(e)),
+        }
+    }
+
+    /// Stores the file at `src` as blob `digest` unless present, verifying what it made.
+    fn put_blob(&self, src: &Path, digest: &Digest, size: u64) -> Result<(), CacheError> {
         let dst = self.blob_path(digest);
-        if dst.is_file() {
+        if self.have_blob(digest, Some(size))? {
             return Ok(());
         }
         let mut tmp = TempGuard::new(self.tmp_path());
-        fs::copy(src, tmp.path()).map_err(io_err(src))?;
+        let meta = fs::symlink_metadata(src).map_err(io_err(src))?;
+        let linked = self.mode == CacheMode::Link
+            && copy::linkable(&meta)
+            && fs::hard_link(src, tmp.path()).is_ok();
+        if !linked {
+            let (_, same) = clone_or_copy(src, tmp.path()).map_err(io_err(src))?;
+            if !same {
+                return Err(CacheError::Changed {
+                    path: src.to_path_buf(),
+                });
+            }
+        }
         let (got, _) = hash_file(tmp.path()).map_err(io_err(tmp.path()))?;
         if &got != digest {
             return Err(CacheError::Changed {
@@ -167,7 +245,7 @@ impl ObjectCache {
     pub fn put(&self, src: &Path, content: &Content) -> Result<(), CacheError> {
         match content {
             Content::Missing => Ok(()),
-            Content::File { digest, .. } => match self.put_blob(src, digest) {
+            Content::File { digest, size } => match self.put_blob(src, digest, *size) {
                 Err(CacheError::Changed { path }) => {
                     // The hasher records a symlink to outside the workspace by
                     // its target text; that cannot be restored as a file.
@@ -204,7 +282,7 @@ impl ObjectCache {
                     .map(|n| match &n.kind {
                         NodeKind::File { meta } => {
                             let (d, size) = hash_file(&n.abs).map_err(io_err(&n.abs))?;
-                            self.put_blob(&n.abs, &d)?;
+                            self.put_blob(&n.abs, &d, size)?;
                             Ok(ManifestEntry {
                                 path: n.rel.clone(),
                                 exec: meta.permissions().mode() & 0o111 != 0,
@@ -281,33 +359,52 @@ impl ObjectCache {
         }
     }
 
-    /// Copies blob `digest` to `dst` (which must not exist), verifying the
-    /// copy; a corrupt blob is deleted.
-    fn copy_blob_verified(&self, digest: &Digest, dst: &Path) -> Result<(), CacheError> {
+    /// Puts blob `digest` at `dst` (which must not exist): a hard link in link mode
+    /// (unless `exec`), else a reflink or kernel copy with mode 0o644/0o755. The blob is
+    /// checked first ([`ObjectCache::have_blob`]); a copy made while the blob changed is
+    /// hashed.
+    fn place_blob(
+        &self,
+        digest: &Digest,
+        size: Option<u64>,
+        exec: bool,
+        dst: &Path,
+    ) -> Result<Placed, CacheError> {
         let blob = self.blob_path(digest);
-        if let Err(e) = fs::copy(&blob, dst) {
-            return Err(if blob.is_file() {
-                CacheError::Io {
-                    path: blob,
-                    source: e,
-                }
-            } else {
-                CacheError::Missing {
-                    digest: hex(digest),
-                    root: self.root.clone(),
-                }
-            });
+        let missing = || CacheError::Missing {
+            digest: hex(digest),
+            root: self.root.clone(),
+        };
+        match fs::symlink_metadata(&blob) {
+            Ok(m) if is_marked(&m, size) => {}
+            Ok(_) => self.verify_blob(digest)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(missing()),
+            Err(e) => return Err(io_err(&blob)(e)),
         }
-        let (got, _) = hash_file(dst).map_err(io_err(dst))?;
-        if &got != digest {
-            let _ = fs::remove_file(dst);
-            remove_if_exists(&blob).map_err(io_err(&blob))?;
-            return Err(CacheError::Corrupt {
-                digest: hex(digest),
-                path: blob,
-            });
+        if self.mode == CacheMode::Link && !exec && fs::hard_link(&blob, dst).is_ok() {
+            return Ok(Placed::Link);
         }
-        Ok(())
+        let (placed, same) = match clone_or_copy(&blob, dst) {
+            Ok(r) => r,
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !blob.exists() => {
+                return Err(missing());
+            }
+            Err(e) => return Err(io_err(&blob)(e)),
+        };
+        if !same {
+            let (got, _) = hash_file(dst).map_err(io_err(dst))?;
+            if &got != digest {
+                let _ = fs::remove_file(dst);
+                return Err(match self.verify_blob(digest) {
+                    Err(e) => e,
+                    // The blob is good now: it changed back during the copy.
+                    Ok(()) => CacheError::Changed { path: blob.clone() },
+                });
+            }
+        }
+        let mode = if exec { 0o755 } else { 0o644 };
+        fs::set_permissions(dst, fs::Permissions::from_mode(mode)).map_err(io_err(dst))?;
+        Ok(placed)
     }
 
     /// Reads a small blob (a symlink target), verifying it.
@@ -351,7 +448,7 @@ impl ObjectCache {
             })?;
         match content {
             Content::Missing => remove_any(dst).map_err(io_err(dst)),
-            Content::File { digest, .. } => {
+            Content::File { digest, size } => {
                 if !self.blob_path(digest).is_file() {
                     return Err(CacheError::Missing {
                         digest: hex(digest),
@@ -359,10 +456,10 @@ impl ObjectCache {
                     });
                 }
                 fs::create_dir_all(&parent).map_err(io_err(&parent))?;
-                let mut tmp = TempGuard::new(parent.join(format!(".{name}.mlp-tmp-{}", unique())));
-                self.copy_blob_verified(digest, tmp.path())?;
-                fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o644))
-                    .map_err(io_err(tmp.path()))?;
+                let mut tmp = TempGuard::new(parent.join(Beside::New.name(&name)));
+                // A record's size is 0 when unknown (old records): do not check it then.
+                let size = Some(*size).filter(|s| *s > 0);
+                self.place_blob(digest, size, false, tmp.path())?;
                 self.replace(&parent, &name, &mut tmp, dst)
             }
             Content::Dir { digest, .. } => {
@@ -373,7 +470,7 @@ impl ObjectCache {
                     });
                 };
                 fs::create_dir_all(&parent).map_err(io_err(&parent))?;
-                let mut tmp = TempGuard::new(parent.join(format!(".{name}.mlp-tmp-{}", unique())));
+                let mut tmp = TempGuard::new(parent.join(Beside::New.name(&name)));
                 let base = tmp.path().to_path_buf();
                 fs::create_dir(&base).map_err(io_err(&base))?;
                 let mut rels = Vec::with_capacity(entries.len());
@@ -402,10 +499,8 @@ impl ObjectCache {
                             let target = Path::new(std::ffi::OsStr::from_bytes(&target));
                             symlink(target, &out).map_err(io_err(&out))
                         } else {
-                            self.copy_blob_verified(&e.digest, &out)?;
-                            let mode = if e.exec { 0o755 } else { 0o644 };
-                            fs::set_permissions(&out, fs::Permissions::from_mode(mode))
-                                .map_err(io_err(&out))
+                            self.place_blob(&e.digest, Some(e.size), e.exec, &out)
+                                .map(|_| ())
                         }
                     })?;
                 self.replace(&parent, &name, &mut tmp, dst)
@@ -413,7 +508,9 @@ impl ObjectCache {
         }
     }
 
-    /// Moves the prepared `tmp` to `dst`, replacing whatever is there.
+    /// Moves the prepared `tmp` to `dst`, replacing whatever is there. The old
+    /// output's blocks are freed in the background ([`trash`]), not while the caller
+    /// waits.
     fn replace(
         &self,
         parent: &Path,
@@ -428,16 +525,26 @@ impl ObjectCache {
             // an empty directory by a directory; anything else is moved
             // aside first.
             Some(m) if m.is_dir() || tmp_is_dir => {
-                let old = parent.join(format!(".{name}.mlp-old-{}", unique()));
+                let old = parent.join(Beside::Old.name(name));
                 fs::rename(dst, &old).map_err(io_err(dst))?;
                 if let Err(e) = fs::rename(tmp.path(), dst) {
                     let _ = fs::rename(&old, dst);
                     return Err(io_err(dst)(e));
                 }
                 tmp.disarm();
-                remove_any(&old).map_err(io_err(&old))
+                trash::discard(&self.root, &old).map_err(io_err(&old))
             }
-            _ => {
+            Some(m) => {
+                // A second name in the trash keeps rename from freeing the old
+                // file's blocks on the spot.
+                if m.is_file() && m.nlink() == 1 {
+                    trash::keep_aside(&self.root, dst);
+                }
+                fs::rename(tmp.path(), dst).map_err(io_err(dst))?;
+                tmp.disarm();
+                Ok(())
+            }
+            None => {
                 fs::rename(tmp.path(), dst).map_err(io_err(dst))?;
                 tmp.disarm();
                 Ok(())
@@ -481,6 +588,12 @@ impl ObjectCache {
     pub fn remove(&self, d: &Digest) -> io::Result<()> {
         remove_if_exists(&self.blob_path(d))?;
         remove_if_exists(&self.manifest_path(d))
+    }
+
+    /// Removes `p` (a declared output, before its command runs) by moving it to the
+    /// trash, so that a gigabyte output's blocks are freed in the background.
+    pub fn discard(&self, p: &Path) -> io::Result<()> {
+        trash::discard(&self.root, p)
     }
 
     /// Removes temporary files older than `age` left by interrupted writes.

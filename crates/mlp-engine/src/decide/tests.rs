@@ -71,6 +71,8 @@ impl Ws {
             baseline: &None,
             run_id: "00000002",
             dry_run,
+            remote: None,
+            pull_only: false,
         };
         decider.decide(i, &states)
     }
@@ -91,6 +93,8 @@ impl Ws {
             baseline: &None,
             run_id: "00000001",
             dry_run: false,
+            remote: None,
+            pull_only: false,
         };
         let states = StageState::all(&vec![true; self.p.stages.len()], |_| false);
         let key = decider.key(i, &states).unwrap();
@@ -132,12 +136,17 @@ impl Ws {
 
     /// What `mlp status` says of `name` (the store must be closed).
     fn status(&self, name: &str) -> State {
-        inspect::status(&self.ws(), &self.p, "pipeline.mlp")
-            .unwrap()
-            .into_iter()
-            .find(|s| s.stage == name)
-            .unwrap()
-            .state
+        inspect::status(
+            &self.ws(),
+            &self.p,
+            "pipeline.mlp",
+            &mut crate::lock::Patience::none(),
+        )
+        .unwrap()
+        .into_iter()
+        .find(|s| s.stage == name)
+        .unwrap()
+        .state
     }
 }
 

@@ -9,8 +9,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::store::Digest;
 
-/// Files at least this large are hashed with mmap + rayon.
+/// Files at least this large are hashed by streaming chunks through rayon.
 pub const MMAP_THRESHOLD: u64 = 1 << 20;
+
+/// The streaming chunk: two of these are the only memory a big file's hash takes (a
+/// whole-file mmap would count the file in the process's resident set).
+const CHUNK: usize = 4 << 20;
 
 const MANIFEST_TAG: &[u8] = b"mlp-dir-manifest-v1\n";
 
@@ -161,17 +165,55 @@ pub fn dir_content(entries: &[ManifestEntry]) -> Content {
     }
 }
 
-/// blake3 of a file's bytes and its size, without any cache.
+/// blake3 of a file's bytes and its size, without any cache. Files of
+/// [`MMAP_THRESHOLD`] or more are read in [`CHUNK`]s, one being read while rayon hashes
+/// the other, so memory stays at two chunks whatever the file's size.
 pub fn hash_file(path: &Path) -> io::Result<(Digest, u64)> {
     let mut file = fs::File::open(path)?;
     let len = file.metadata()?.len();
     if len >= MMAP_THRESHOLD {
-        let mut h = blake3::Hasher::new();
-        h.update_mmap_rayon(path)?;
-        Ok((*h.finalize().as_bytes(), h.count()))
+        hash_stream(&mut file)
     } else {
         let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(0) + 1);
         file.read_to_end(&mut buf)?;
         Ok((*blake3::hash(&buf).as_bytes(), buf.len() as u64))
     }
+}
+
+/// Reads `r` to its end into `buf` until full; the number of bytes read.
+fn fill(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// blake3 of everything `r` yields, double-buffered: a reader thread fills one chunk
+/// while the other is hashed on rayon.
+pub fn hash_stream(r: &mut (impl Read + Send)) -> io::Result<(Digest, u64)> {
+    let mut h = blake3::Hasher::new();
+    let mut cur = vec![0u8; CHUNK];
+    let mut next = vec![0u8; CHUNK];
+    let mut n = fill(r, &mut cur)?;
+    while n > 0 {
+        let (read, ()) = std::thread::scope(|s| {
+            let reader = s.spawn(|| fill(r, &mut next));
+            h.update_rayon(&cur[..n]);
+            (
+                reader
+                    .join()
+                    .unwrap_or_else(|_| Err(io::Error::other("reader panicked"))),
+                (),
+            )
+        });
+        n = read?;
+        std::mem::swap(&mut cur, &mut next);
+    }
+    Ok((*h.finalize().as_bytes(), h.count()))
 }

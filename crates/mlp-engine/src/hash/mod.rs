@@ -1,10 +1,10 @@
 //! Content hashing of files, directories and globs, with a stat cache.
 //!
 //! * A file's digest is blake3 of its bytes. Files of 1 MiB or more are
-//!   memory-mapped and hashed on the rayon pool
-//!   ([`blake3::Hasher::update_mmap_rayon`], what `b3sum` does); smaller files
-//!   are read into a buffer. (As with `b3sum`, truncating a file while it is
-//!   being hashed through mmap can kill the process with SIGBUS.)
+//!   streamed in 4 MiB chunks, each hashed on the rayon pool while the next
+//!   is read, so hashing a gigabyte takes 8 MiB of memory (a whole-file mmap
+//!   counted the file in the resident set); smaller files are read into a
+//!   buffer.
 //! * A directory's digest is blake3 over a canonical manifest of the regular
 //!   files below it (see [`manifest_digest`]): relative '/'-separated path,
 //!   executable bit and file digest, sorted by path. Empty directories,

@@ -63,8 +63,15 @@ impl SledStore {
     /// Fails with [`StoreError::Locked`] if another process (or another live
     /// handle in this process) has it open, and with [`StoreError::Schema`]
     /// if it was written by an unknown schema version.
+    ///
+    /// A torn snapshot left by a kill -9 (`snap.*.generating`, which sled 0.34 would read
+    /// as corrupt) is deleted first; see `torn.rs`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let path = dir.to_path_buf();
+        super::torn::remove_torn_snapshots(dir).map_err(|e| StoreError::Sled {
+            path: path.clone(),
+            source: sled::Error::Io(e),
+        })?;
         let config = sled::Config::new()
             .path(dir)
             // Records are small and read once per run: a small page cache bounds memory

@@ -27,6 +27,7 @@ mod mem;
 mod record;
 #[cfg(test)]
 mod tests;
+mod torn;
 
 pub use self::api::{BATCH, Store};
 pub use self::disk::{SCHEMA_VERSION, SledStore};

@@ -272,6 +272,50 @@ fn sled_store_survives_reopen() {
 }
 
 #[test]
+fn torn_snapshot_from_a_kill_is_ignored_on_reopen() {
+    // A kill -9 while sled writes a snapshot leaves `snap.<LSN>.generating`; sled 0.34
+    // reads the last-sorting `snap.*` file and calls the database corrupt (sled#1527).
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state");
+    let r = rec("train", "id1", Outcome::Succeeded, "r1");
+    {
+        let store = SledStore::open(&path).unwrap();
+        store.put_record(&r).unwrap();
+        store.put_run("r1", &json!({"ok": true})).unwrap();
+        store.flush().unwrap();
+    }
+    let torn = path.join("snap.FFFFFFFFFFFFFFFF.generating");
+    std::fs::write(&torn, b"half a snapshot, no checksum").unwrap();
+    // sled alone trips over it (this is what the fix works around).
+    assert!(matches!(
+        sled::open(&path),
+        Err(sled::Error::Corruption { .. })
+    ));
+    let store = SledStore::open(&path).unwrap();
+    assert!(!torn.exists(), "the torn snapshot is deleted");
+    assert_eq!(store.last_success("train").unwrap(), Some(r.clone()));
+    assert_eq!(store.cached("id1").unwrap(), Some(r));
+    assert_eq!(store.run("r1").unwrap(), Some(json!({"ok": true})));
+}
+
+#[test]
+fn torn_snapshot_of_a_live_store_is_left_alone() {
+    // While another handle holds the database, its `.generating` file may be a snapshot
+    // being written right now: the open reports the lock and deletes nothing.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state");
+    let first = SledStore::open(&path).unwrap();
+    let generating = path.join("snap.FFFFFFFFFFFFFFFF.generating");
+    std::fs::write(&generating, b"being written").unwrap();
+    assert!(matches!(
+        SledStore::open(&path),
+        Err(StoreError::Locked { .. })
+    ));
+    assert!(generating.exists());
+    drop(first);
+}
+
+#[test]
 fn only_costly_successes_are_flushed_at_once() {
     // `rec` ran for 1 s: its record is worth a flush.
     let costly = rec("train", "id1", Outcome::Succeeded, "r1");

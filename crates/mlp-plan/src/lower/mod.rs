@@ -298,6 +298,7 @@ impl Lowerer {
             stages,
             order,
             tracking: top.tracking,
+            remote: None,
         })
     }
 }

@@ -45,6 +45,7 @@ impl Lowerer {
                 always: false,
                 frozen: false,
                 promote: false,
+                cache: crate::model::CacheMode::default(),
                 deps: Vec::new(),
             },
         };

@@ -55,7 +55,7 @@ pub fn parse_with_pest(src: &str) -> Result<File, Vec<SyntaxError>> {
     };
     let file = pairs.next().expect("the file rule always yields one pair");
     let mut b = Builder { errors: Vec::new() };
-    let items = file
+    let items: Vec<Item> = file
         .into_inner()
         .filter(|p| p.as_rule() != Rule::EOI)
         .map(|p| b.item(p))
@@ -63,10 +63,8 @@ pub fn parse_with_pest(src: &str) -> Result<File, Vec<SyntaxError>> {
     if !b.errors.is_empty() {
         return Err(b.errors);
     }
-    Ok(File {
-        items,
-        comments: crate::comments::collect(src),
-    })
+    let comments = crate::comments::collect(src, &crate::comments::unknown_spans(&items));
+    Ok(File { items, comments })
 }
 
 /// Parse a single expression (used by tests and tools).
