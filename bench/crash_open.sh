@@ -2,8 +2,8 @@
 # How often a kill -9 leaves a sled store that the next open calls corrupt.
 #
 # usage: bench/crash_open.sh MLP [KILLS]
-# env: DELAY_MS (default 40: kills land in [0, DELAY_MS) ms after the start, where the
-#      store is opened and the first records written), STAGES (default 40), DIR (default
+# env: DELAY_MS (default 20: kills land in [0, DELAY_MS) ms after the start; a release
+#      build opens the store, writing sled's snapshot, about 5 ms in), STAGES (default 40), DIR (default
 #      a new temporary directory).
 #
 # One workspace of STAGES tiny stages that all read data.txt. Each cycle writes a new
@@ -18,7 +18,7 @@
 set -eu
 MLP=${1:?usage: bench/crash_open.sh MLP [KILLS]}
 KILLS=${2:-1000}
-DELAY_MS=${DELAY_MS:-40}
+DELAY_MS=${DELAY_MS:-20}
 STAGES=${STAGES:-40}
 DIR=${DIR:-$(mktemp -d /tmp/mlp-crash-open.XXXXXX)}
 MLP=$(readlink -f "$MLP")
@@ -41,6 +41,7 @@ for k in $(seq 1 "$KILLS"); do
   setsid "$MLP" run -j2 >/dev/null 2>&1 &
   pid=$!
   sleep "$(awk -v r="$RANDOM" -v d="$DELAY_MS" 'BEGIN { printf "%.4f", (r % (d * 10)) / 10000 }')"
+  kill -KILL "$pid" 2>/dev/null || true
   # The session: mlp and the stage processes it started in groups of their own, until
   # none is left alive (a child forked just before the kill still holds mlp's files).
   for _ in $(seq 1 100); do
@@ -49,7 +50,7 @@ for k in $(seq 1 "$KILLS"); do
     kill -KILL $pids 2>/dev/null || true
     sleep 0.005
   done
-  wait "$pid" 2>/dev/null || true
+  { wait "$pid"; } 2>/dev/null || true
   for f in .mlp/store/snap.*.generating; do
     [ -e "$f" ] && torn=$((torn + 1))
   done
