@@ -33,7 +33,7 @@
 //! a blob of their target text and restored as symlinks.
 
 mod error;
-pub(crate) mod temp;
+mod temp;
 #[cfg(test)]
 mod tests;
 
@@ -48,7 +48,7 @@ use rayon::prelude::*;
 
 pub use self::error::CacheError;
 use self::error::io_err;
-use self::temp::{Beside, TempGuard, remove_any, remove_if_exists, unique};
+use self::temp::{TempGuard, remove_any, remove_if_exists, unique};
 use crate::hash::{
     Content, Digest, ManifestEntry, NodeKind, hash_file, hex, manifest_digest, normalize_rel,
     parse_hex, walk,
@@ -359,7 +359,7 @@ impl ObjectCache {
                     });
                 }
                 fs::create_dir_all(&parent).map_err(io_err(&parent))?;
-                let mut tmp = TempGuard::new(parent.join(Beside::New.name(&name)));
+                let mut tmp = TempGuard::new(parent.join(format!(".{name}.mlp-tmp-{}", unique())));
                 self.copy_blob_verified(digest, tmp.path())?;
                 fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o644))
                     .map_err(io_err(tmp.path()))?;
@@ -373,7 +373,7 @@ impl ObjectCache {
                     });
                 };
                 fs::create_dir_all(&parent).map_err(io_err(&parent))?;
-                let mut tmp = TempGuard::new(parent.join(Beside::New.name(&name)));
+                let mut tmp = TempGuard::new(parent.join(format!(".{name}.mlp-tmp-{}", unique())));
                 let base = tmp.path().to_path_buf();
                 fs::create_dir(&base).map_err(io_err(&base))?;
                 let mut rels = Vec::with_capacity(entries.len());
@@ -428,7 +428,7 @@ impl ObjectCache {
             // an empty directory by a directory; anything else is moved
             // aside first.
             Some(m) if m.is_dir() || tmp_is_dir => {
-                let old = parent.join(Beside::Old.name(name));
+                let old = parent.join(format!(".{name}.mlp-old-{}", unique()));
                 fs::rename(dst, &old).map_err(io_err(dst))?;
                 if let Err(e) = fs::rename(tmp.path(), dst) {
                     let _ = fs::rename(&old, dst);
