@@ -3,6 +3,7 @@
 use std::time::Instant;
 
 use mlp_engine::history;
+use mlp_engine::lock::LockError;
 use mlp_engine::run::{self, EngineError, RunOptions};
 use mlp_engine::workspace::Workspace;
 use mlp_plan::model::Pipeline;
@@ -76,10 +77,9 @@ pub fn run(cli: &Cli, a: &RunArgs) -> ExitStatus {
         export(&ws, &plan.pipeline, &report.id, report.interrupted, a.json);
     }
     match result {
-        Err(EngineError::Busy(e @ mlp_engine::lock::LockError::Held { .. })) => ExitStatus::Busy
-            .error(format!(
-                "{e}; wait for it to finish, or pass --wait to wait"
-            )),
+        Err(EngineError::Busy(e @ LockError::Held { .. })) => ExitStatus::Busy.error(format!(
+            "{e}; wait for it to finish, or pass --wait to wait"
+        )),
         Ok(report) if report.interrupted => ExitStatus::Interrupted,
         Ok(report) if report.ok() => ExitStatus::Success,
         Ok(report) if report.gate_failed() => ExitStatus::CheckFailed,
