@@ -1,6 +1,7 @@
 //! The crash campaign (issue 17): `mlp run` is SIGKILLed at random moments over a pipeline of
 //! 16 stages with multi-megabyte outputs and three input versions (switching back to a
-//! version restores it from the run-cache), and after every kill the next run must succeed
+//! version restores it from the run-cache; one round in four brings a new one, so that
+//! commands run and are killed too), and after every kill the next run must succeed
 //! with byte-for-byte a clean run's outputs, the run after it must do nothing, and nothing
 //! may be left behind: no stray temporary files, no store moved aside as corrupt.
 //!
