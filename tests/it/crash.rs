@@ -1,6 +1,7 @@
 //! The crash campaign (issue 17): `mlp run` is SIGKILLed at random moments over a pipeline of
 //! 16 stages with multi-megabyte outputs and three input versions (switching back to a
-//! version restores it from the run-cache), and after every kill the next run must succeed
+//! version restores it from the run-cache; one round in four brings a new one, so that
+//! commands run and are killed too), and after every kill the next run must succeed
 //! with byte-for-byte a clean run's outputs, the run after it must do nothing, and nothing
 //! may be left behind: no stray temporary files, no store moved aside as corrupt.
 //!
@@ -266,14 +267,17 @@ impl Campaign {
         let text = pipeline(bytes);
         // What a clean run of each version writes, how long one takes, and how long a run
         // takes that restores a version from the run-cache (kills are spread over each).
-        let mut expected = Vec::new();
-        let mut clean_ms = 0;
-        let warm = Workspace::new(&text);
-        for (v, data) in VERSIONS.iter().enumerate() {
+        let clean = |data: &str| {
             let ws = Workspace::new(&text);
             ws.write("data.txt", data);
             run(&self.bin, ws.path(), &["-j", "2"]).assert_ok();
-            expected.push(outputs(ws.path()));
+            outputs(ws.path())
+        };
+        let mut versions: Vec<String> = VERSIONS.iter().map(|v| v.to_string()).collect();
+        let mut expected: Vec<_> = versions.iter().map(|d| clean(d)).collect();
+        let mut clean_ms = 0;
+        let warm = Workspace::new(&text);
+        for (v, data) in versions.iter().enumerate() {
             warm.write("data.txt", data);
             let t = Instant::now();
             run(&self.bin, warm.path(), &["-j", "2"]).assert_ok();
@@ -289,8 +293,8 @@ impl Campaign {
         let mut rng = Rng(self.seed);
         let ws = Workspace::new(&text);
         let logs = tempfile::tempdir().unwrap();
-        let mut seen = [false; 3];
-        let mut current = 2;
+        let mut seen = vec![false; versions.len()];
+        let mut current = versions.len() - 1;
         let mut span = [clean_ms as f64 * 1.1, restore_ms as f64 * 1.1];
         let mut out = Outcome {
             classes: BTreeMap::new(),
@@ -300,10 +304,21 @@ impl Campaign {
             restore_ms,
         };
         for round in 0..self.rounds {
-            // Always another version than the last round's: every run has work to do.
-            let v = (current + 1 + rng.below(2) as usize) % 3;
+            // Always another version than the last round's, so every run has work to do:
+            // one of the three known ones (restored from the run-cache once seen), or one
+            // in four rounds a new one (every command runs again).
+            let v = if rng.below(4) == 0 {
+                let data = format!("new in round {round}\n");
+                expected.push(clean(&data));
+                versions.push(data);
+                seen.push(false);
+                versions.len() - 1
+            } else {
+                let others: Vec<usize> = (0..3).filter(|&i| i != current).collect();
+                others[rng.below(others.len() as u64) as usize]
+            };
             current = v;
-            ws.write("data.txt", VERSIONS[v]);
+            ws.write("data.txt", &versions[v]);
             let log = logs.path().join(format!("{round}.jsonl"));
             let mut child = Command::new("setsid")
                 .arg(&self.bin)

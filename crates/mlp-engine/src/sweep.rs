@@ -2,8 +2,9 @@
 //!
 //! A restore from the object cache writes the new content beside the output
 //! (`.NAME.mlp-tmp-*`) and, for a directory, moves the old one aside (`.NAME.mlp-old-*`)
-//! before renaming; a kill -9 between those steps leaves the stray behind (the names come
-//! from `cache/temp.rs`). Objects being written to `.mlp/cache/tmp/` are left the same way.
+//! before renaming; a kill -9 between those steps leaves the stray behind. [`stray_of`]
+//! recognises exactly those names (`tests/it/crash.rs` kills restores and checks that none
+//! is left). Objects being written to `.mlp/cache/tmp/` are left the same way.
 //!
 //! A run writes `.mlp/running` when it starts (holding the workspace lock) and removes it
 //! when it ends without an error. Finding it at the start means the last run did not
@@ -17,9 +18,32 @@ use std::path::{Path, PathBuf};
 
 use mlp_plan::Pipeline;
 
-use crate::cache::temp::{remove_any, stray_of};
 use crate::hash::with_path;
 use crate::workspace::Workspace;
+
+/// The tags of what a restore writes beside an output `NAME` (`cache/mod.rs`): the new
+/// content at `.NAME.mlp-tmp-UNIQUE`, the old directory moved aside at `.NAME.mlp-old-UNIQUE`.
+const TAGS: [&str; 2] = [".mlp-tmp-", ".mlp-old-"];
+
+/// The output name a file called `candidate` is a leftover of, if it is one.
+fn stray_of(candidate: &str) -> Option<&str> {
+    let rest = candidate.strip_prefix('.')?;
+    TAGS.iter()
+        .filter_map(|t| rest.rfind(t))
+        .max()
+        .map(|at| &rest[..at])
+        .filter(|name| !name.is_empty())
+}
+
+/// Removes a file, symlink or directory tree.
+fn remove_any(p: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(p) {
+        Ok(m) if m.is_dir() => fs::remove_dir_all(p),
+        Ok(_) => fs::remove_file(p),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
 
 /// The marker of a run in progress, inside `.mlp/`.
 pub const RUNNING: &str = "running";
@@ -102,17 +126,15 @@ fn remove_matching(dir: &Path, stray: impl Fn(&str) -> bool) -> io::Result<usize
 
 #[cfg(test)]
 mod tests {
-    use crate::cache::temp::{Beside, stray_of};
+    use super::stray_of;
 
     #[test]
     fn strays_name_their_output() {
-        let new = Beside::New.name("model.bin");
-        let old = Beside::Old.name("data");
-        assert_eq!(stray_of(&new), Some("model.bin"));
-        assert_eq!(stray_of(&old), Some("data"));
-        // A name that itself contains the tag: the last one counts.
-        let tricky = Beside::New.name("a.mlp-tmp-b");
-        assert_eq!(stray_of(&tricky), Some("a.mlp-tmp-b"));
+        assert_eq!(stray_of(".model.bin.mlp-tmp-12.345.0"), Some("model.bin"));
+        assert_eq!(stray_of(".data.mlp-old-12.345.1"), Some("data"));
+        // A name that itself contains a tag: the last one counts.
+        assert_eq!(stray_of(".a.mlp-tmp-b.mlp-tmp-1.2.3"), Some("a.mlp-tmp-b"));
+        assert_eq!(stray_of(".x.mlp-tmp-y.mlp-old-1.2.3"), Some("x.mlp-tmp-y"));
         assert_eq!(stray_of("model.bin"), None);
         assert_eq!(stray_of(".model.bin"), None);
         assert_eq!(stray_of(".mlp-tmp-1"), None);

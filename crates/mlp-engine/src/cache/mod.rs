@@ -38,7 +38,7 @@ mod copy;
 mod error;
 mod import;
 mod mark;
-pub(crate) mod temp;
+mod temp;
 #[cfg(test)]
 mod tests;
 mod trash;
@@ -58,7 +58,7 @@ use self::copy::clone_or_copy;
 pub use self::error::CacheError;
 use self::error::io_err;
 use self::mark::{is_marked, set_mark};
-use self::temp::{Beside, TempGuard, remove_any, remove_if_exists, unique};
+use self::temp::{TempGuard, remove_any, remove_if_exists, unique};
 pub use self::verify::VerifyReport;
 use crate::hash::{
     Content, Digest, ManifestEntry, NodeKind, hash_file, hex, manifest_digest, normalize_rel,
@@ -456,7 +456,7 @@ impl ObjectCache {
                     });
                 }
                 fs::create_dir_all(&parent).map_err(io_err(&parent))?;
-                let mut tmp = TempGuard::new(parent.join(Beside::New.name(&name)));
+                let mut tmp = TempGuard::new(parent.join(format!(".{name}.mlp-tmp-{}", unique())));
                 // A record's size is 0 when unknown (old records): do not check it then.
                 let size = Some(*size).filter(|s| *s > 0);
                 self.place_blob(digest, size, false, tmp.path())?;
@@ -470,7 +470,7 @@ impl ObjectCache {
                     });
                 };
                 fs::create_dir_all(&parent).map_err(io_err(&parent))?;
-                let mut tmp = TempGuard::new(parent.join(Beside::New.name(&name)));
+                let mut tmp = TempGuard::new(parent.join(format!(".{name}.mlp-tmp-{}", unique())));
                 let base = tmp.path().to_path_buf();
                 fs::create_dir(&base).map_err(io_err(&base))?;
                 let mut rels = Vec::with_capacity(entries.len());
@@ -525,7 +525,7 @@ impl ObjectCache {
             // an empty directory by a directory; anything else is moved
             // aside first.
             Some(m) if m.is_dir() || tmp_is_dir => {
-                let old = parent.join(Beside::Old.name(name));
+                let old = parent.join(format!(".{name}.mlp-old-{}", unique()));
                 fs::rename(dst, &old).map_err(io_err(dst))?;
                 if let Err(e) = fs::rename(tmp.path(), dst) {
                     let _ = fs::rename(&old, dst);

@@ -18,41 +18,6 @@ pub(super) fn unique() -> String {
     format!("{}.{t}.{n}", std::process::id())
 }
 
-/// What a restore writes beside an output `NAME` before renaming it into place: the new
-/// content at `.NAME.mlp-tmp-UNIQUE`, the old one moved aside at `.NAME.mlp-old-UNIQUE`.
-/// One definition, so that the sweep after a crash (`sweep.rs`) recognises exactly these.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Beside {
-    New,
-    Old,
-}
-
-impl Beside {
-    const fn tag(self) -> &'static str {
-        match self {
-            Beside::New => ".mlp-tmp-",
-            Beside::Old => ".mlp-old-",
-        }
-    }
-
-    /// A fresh temporary name beside the output `name`.
-    pub(crate) fn name(self, name: &str) -> String {
-        format!(".{name}{}{}", self.tag(), unique())
-    }
-}
-
-/// The output name a file called `candidate` is a leftover of (`.NAME.mlp-tmp-*` or
-/// `.NAME.mlp-old-*` gives `NAME`), if it is one.
-pub(crate) fn stray_of(candidate: &str) -> Option<&str> {
-    let rest = candidate.strip_prefix('.')?;
-    [Beside::New, Beside::Old]
-        .iter()
-        .filter_map(|b| rest.rfind(b.tag()))
-        .max()
-        .map(|at| &rest[..at])
-        .filter(|name| !name.is_empty())
-}
-
 /// Deletes a temporary file or directory on drop unless disarmed.
 pub(super) struct TempGuard {
     path: Option<PathBuf>,
@@ -81,7 +46,7 @@ impl Drop for TempGuard {
 }
 
 /// Removes a file, symlink or directory tree; a missing path is fine.
-pub(crate) fn remove_any(p: &Path) -> io::Result<()> {
+pub(super) fn remove_any(p: &Path) -> io::Result<()> {
     match fs::symlink_metadata(p) {
         Ok(m) if m.is_dir() => fs::remove_dir_all(p),
         Ok(_) => fs::remove_file(p),

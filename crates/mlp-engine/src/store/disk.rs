@@ -67,11 +67,11 @@ impl SledStore {
     /// A torn snapshot left by a kill -9 (`snap.*.generating`, which sled 0.34 would read
     /// as corrupt) is deleted first; see `torn.rs`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let path = dir.to_path_buf();
         super::torn::remove_torn_snapshots(dir).map_err(|e| StoreError::Sled {
-            path: path.clone(),
+            path: dir.to_path_buf(),
             source: sled::Error::Io(e),
         })?;
+        let path = dir.to_path_buf();
         let config = sled::Config::new()
             .path(dir)
             // Records are small and read once per run: a small page cache bounds memory

@@ -1,6 +1,6 @@
 //! Errors from a `Store`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Errors from a [`Store`].
 #[derive(thiserror::Error, Debug)]
@@ -51,11 +51,7 @@ pub enum StoreError {
         detail: String,
     },
     /// Any other error from sled (I/O, corruption, ...).
-    #[error(
-        "the state store {} failed: {source}; check the disk (space, permissions), or delete {} to start afresh",
-        path.display(),
-        path.display()
-    )]
+    #[error("{}", sled_message(path, source))]
     Sled {
         /// The store directory.
         path: PathBuf,
@@ -63,4 +59,21 @@ pub enum StoreError {
         #[source]
         source: sled::Error,
     },
+}
+
+/// A full disk is not a reason to delete the store: say so, and only then suggest it.
+fn sled_message(path: &Path, source: &sled::Error) -> String {
+    let full = matches!(source, sled::Error::Io(e) if e.kind() == std::io::ErrorKind::StorageFull);
+    if full {
+        format!(
+            "the state store {} cannot be written: {source}; free some space on its disk and run again",
+            path.display()
+        )
+    } else {
+        format!(
+            "the state store {} failed: {source}; check the disk (space, permissions), or delete {} to start afresh",
+            path.display(),
+            path.display()
+        )
+    }
 }

@@ -316,6 +316,27 @@ fn torn_snapshot_of_a_live_store_is_left_alone() {
 }
 
 #[test]
+fn a_full_disk_is_not_a_reason_to_delete_the_store() {
+    let full = StoreError::Sled {
+        path: "ws/.mlp/store".into(),
+        source: sled::Error::Io(std::io::Error::from_raw_os_error(28)),
+    }
+    .to_string();
+    assert!(full.contains("ws/.mlp/store cannot be written"), "{full}");
+    assert!(full.contains("No space left on device"), "{full}");
+    assert!(!full.contains("delete"), "{full}");
+    let other = StoreError::Sled {
+        path: "ws/.mlp/store".into(),
+        source: sled::Error::Unsupported("x".into()),
+    }
+    .to_string();
+    assert!(
+        other.contains("delete ws/.mlp/store to start afresh"),
+        "{other}"
+    );
+}
+
+#[test]
 fn only_costly_successes_are_flushed_at_once() {
     // `rec` ran for 1 s: its record is worth a flush.
     let costly = rec("train", "id1", Outcome::Succeeded, "r1");
