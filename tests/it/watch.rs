@@ -5,7 +5,7 @@ use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::common::{Workspace, interrupt};
+use crate::common::{Output, Workspace, interrupt};
 use serde_json::Value;
 
 struct Watcher {
@@ -433,6 +433,43 @@ fn history_answers_during_a_watch_run_and_status_waits_for_it() {
     );
     ws.mlp(&["show", "3"]).success();
     assert_eq!(ws.read("out/a.txt"), "a33\n");
+}
+
+#[test]
+fn a_timeout_ends_a_watch_still_waiting_for_the_workspace() {
+    let ws = Workspace::new(SLOW);
+    ws.write("src/a.txt", "a\n");
+    // A run that holds the workspace until `go` exists.
+    let run = ws.command(&["run"]).spawn();
+    let t = Instant::now();
+    while !std::fs::read_to_string(ws.path().join(".mlp/lock"))
+        .unwrap_or_default()
+        .contains("mlp run")
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "the run never took the lock"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = ws.mlp(&["watch", "--json", "--timeout", "1s"]).success();
+    assert!(
+        out.stdout().contains(r#""event":"waiting""#),
+        "{}",
+        out.stdout()
+    );
+    assert!(
+        out.stdout().contains(r#""event":"timed_out""#),
+        "{}",
+        out.stdout()
+    );
+    assert!(
+        !out.stdout().contains(r#""event":"run_error""#),
+        "{}",
+        out.stdout()
+    );
+    ws.write("go", "");
+    Output::of(run).success();
 }
 
 #[test]

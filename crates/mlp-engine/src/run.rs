@@ -273,7 +273,7 @@ pub fn run(
 
 /// The workspace lock for this run: `mlp run` takes it or fails (`--wait`: waits); a
 /// dry run (which reads the store) waits a while for its holder; a run of `mlp watch`
-/// waits until it is free or Ctrl-C.
+/// waits until it is free or the watch ends ([`RunControl::give_up`]).
 fn take_workspace(
     ws: &Workspace,
     opts: &RunOptions,
@@ -300,6 +300,7 @@ fn take_workspace(
         });
     }
     if control.mode == Mode::Watch {
+        patience.cancel = Some(&control.give_up);
         return Ok(lock::acquire_patiently(
             &ws.dir,
             "mlp watch",
