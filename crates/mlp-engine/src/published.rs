@@ -18,6 +18,7 @@
 //! `complete` is there, and otherwise the store (under the workspace lock), so a record
 //! the store has is never hidden.
 
+use std::borrow::Cow;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -57,21 +58,21 @@ pub fn begin(ws: &Workspace, store: &dyn Store) -> bool {
 /// mirror up to date — only that run and the baseline when it `was_complete`, else every
 /// run — and mark it complete. On error the mirror stays marked incomplete (readers use
 /// the store).
-pub fn catch_up(
+pub fn catch_up<R: RunJson + ?Sized>(
     ws: &Workspace,
     store: &dyn Store,
-    run: Option<(&str, &Value)>,
+    run: Option<(&str, &R)>,
     was_complete: bool,
 ) -> Result<(), String> {
     let d = dir(ws);
     std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
     if was_complete {
         if let Some((id, rec)) = run {
-            write_run(&d, id, rec)?;
+            write_atomic(&d.join(format!("{id}.json")), &rec.json()?)?;
         }
     } else {
         for (id, rec) in store.runs().map_err(|e| e.to_string())? {
-            write_run(&d, &id, &rec)?;
+            write_atomic(&d.join(format!("{id}.json")), &rec.json()?)?;
         }
     }
     let baseline = store.meta(BASELINE).map_err(|e| e.to_string())?;
@@ -98,9 +99,30 @@ pub fn move_aside(ws: &Workspace, suffix: &str) {
     }
 }
 
-fn write_run(d: &Path, id: &str, rec: &Value) -> Result<(), String> {
-    let bytes = serde_json::to_vec(rec).map_err(|e| e.to_string())?;
-    write_atomic(&d.join(format!("{id}.json")), &bytes)
+/// A run record as the JSON text to publish: a JSON tree, or the text itself (a run
+/// record may be written as text without building the tree).
+pub trait RunJson {
+    fn json(&self) -> Result<Cow<'_, [u8]>, String>;
+}
+
+impl RunJson for Value {
+    fn json(&self) -> Result<Cow<'_, [u8]>, String> {
+        serde_json::to_vec(self)
+            .map(Cow::Owned)
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl RunJson for [u8] {
+    fn json(&self) -> Result<Cow<'_, [u8]>, String> {
+        Ok(Cow::Borrowed(self))
+    }
+}
+
+impl RunJson for Vec<u8> {
+    fn json(&self) -> Result<Cow<'_, [u8]>, String> {
+        Ok(Cow::Borrowed(self))
+    }
 }
 
 fn write_baseline(d: &Path, id: Option<&str>) -> Result<(), String> {
@@ -270,7 +292,7 @@ mod tests {
         // Never published: a full copy.
         assert!(!begin(&ws, &store));
         assert!(!is_complete(&ws));
-        catch_up(&ws, &store, None, false).unwrap();
+        catch_up::<Value>(&ws, &store, None, false).unwrap();
         assert!(is_complete(&ws));
         let p = Published::new(&ws);
         assert_eq!(p.runs().unwrap().len(), 2);
@@ -281,7 +303,10 @@ mod tests {
         assert!(!is_complete(&ws));
         let rec = serde_json::json!({"id": "00000003"});
         store.put_run("00000003", &rec).unwrap();
-        catch_up(&ws, &store, Some(("00000003", &rec)), true).unwrap();
+        // Given as its JSON text, the record is written as it is.
+        let text = serde_json::to_vec(&rec).unwrap();
+        catch_up(&ws, &store, Some(("00000003", &text)), true).unwrap();
+        assert_eq!(p.run("00000003").unwrap(), Some(rec));
         assert!(is_complete(&ws));
         assert_eq!(p.runs().unwrap().len(), 3);
         assert!(p.put_run("00000004", &Value::Null).is_err());
@@ -293,7 +318,7 @@ mod tests {
         fresh
             .put_run("00000001", &serde_json::json!({"new": true}))
             .unwrap();
-        catch_up(&ws, &fresh, None, false).unwrap();
+        catch_up::<Value>(&ws, &fresh, None, false).unwrap();
         assert_eq!(p.runs().unwrap().len(), 1);
         assert_eq!(p.meta(BASELINE).unwrap(), None);
     }

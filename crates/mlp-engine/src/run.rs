@@ -241,6 +241,8 @@ pub fn run(
         nothing_to_do,
     };
     if !opts.dry_run && !nothing_to_do {
+        // The published copy is about to be behind the store.
+        let was_complete = published::begin(ws, store);
         let outcomes = Outcomes {
             started_ms,
             ok: report.ok(),
@@ -248,7 +250,6 @@ pub fn run(
             promote: c.promote,
         };
         let rec = record::run_record(&facts, &c.states, &outcomes)?;
-        let was_complete = published::begin(ws, store);
         store.put_run(&run_id, &rec)?;
         if c.promote && report.ok() {
             store.put_meta(BASELINE, &run_id)?;
