@@ -66,13 +66,22 @@ pub fn catch_up<R: RunJson + ?Sized>(
 ) -> Result<(), String> {
     let d = dir(ws);
     std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
-    if was_complete {
-        if let Some((id, rec)) = run {
-            write_atomic(&d.join(format!("{id}.json")), &rec.json()?)?;
-        }
-    } else {
-        for (id, rec) in store.runs().map_err(|e| e.to_string())? {
-            write_atomic(&d.join(format!("{id}.json")), &rec.json()?)?;
+    if let Some((id, rec)) = run {
+        write_atomic(&d.join(format!("{id}.json")), &rec.json()?)?;
+    }
+    if !was_complete {
+        // Every other run, one at a time (a run of 100,000 stages is a big record): run
+        // ids are a counter, so they are 1 up to the last one.
+        let last = store.last_run_id().map_err(|e| e.to_string())?;
+        let last = last.and_then(|l| l.parse::<u64>().ok()).unwrap_or(0);
+        for n in 1..=last {
+            let id = format!("{n:08}");
+            if run.is_some_and(|(r, _)| r == id) {
+                continue;
+            }
+            if let Some(rec) = store.run(&id).map_err(|e| e.to_string())? {
+                write_atomic(&d.join(format!("{id}.json")), &rec.json()?)?;
+            }
         }
     }
     let baseline = store.meta(BASELINE).map_err(|e| e.to_string())?;
