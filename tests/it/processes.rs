@@ -265,13 +265,17 @@ fn a_second_run_fails_at_once_naming_the_holder_or_waits() {
     let msg = second.stderr();
     assert!(msg.contains(&format!("pid {}", first.id())), "{msg}");
     assert!(msg.contains("--wait"), "{msg}");
-    // Read-only commands say a run is in progress instead of failing obscurely.
-    let status = ws.mlp(&["status"]);
+    // Read-only commands that need the store wait for it (here not at all), then say a run
+    // is in progress instead of failing obscurely.
+    let status = ws.command(&["status"]).env("MLP_LOCK_WAIT", "0").run();
     let msg = status.stderr();
     assert_eq!(status.code(), 4, "{msg}");
     assert!(msg.contains("in use by mlp run"), "{msg}");
     // So does a dry run.
-    ws.mlp(&["run", "--dry-run"]).failure(4);
+    ws.command(&["run", "--dry-run"])
+        .env("MLP_LOCK_WAIT", "0")
+        .run()
+        .failure(4);
     // --wait waits for it, then finds nothing to do.
     let waited = ws.run(&["--wait"]);
     waited.assert_ok();

@@ -5,7 +5,7 @@ use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::common::{Workspace, interrupt};
+use crate::common::{Output, Workspace, interrupt};
 use serde_json::Value;
 
 struct Watcher {
@@ -343,21 +343,22 @@ stage slow {
   in "src/a.txt"
   out o = "out/a.txt"
   metrics m = "out/m.json"
-  run "sleep \"$(cat src/delay.txt)\" && mkdir -p out && cat src/a.txt > ${out.o} && printf '{\"n\": %s}' \"$(wc -c < src/a.txt)\" > ${metrics.m}"
+  run "while [ ! -e go ]; do sleep 0.05; done; mkdir -p out && cat src/a.txt > ${out.o} && printf '{\"n\": %s}' \"$(wc -c < src/a.txt)\" > ${metrics.m}"
 }
 "#;
 
 #[test]
 fn history_answers_during_a_watch_run_and_status_waits_for_it() {
     let ws = Workspace::new(SLOW);
-    ws.write("src/delay.txt", "0");
+    // The stage waits until the file `go` exists (nothing watches it).
+    ws.write("go", "");
     ws.write("src/a.txt", "a\n");
     let w = Watcher::start(&ws, &[]);
     let from = w.len();
     ws.write("src/a.txt", "a2\n");
     w.settle(from);
-    // Run 3 takes a while: the watcher holds the store meanwhile.
-    ws.write("src/delay.txt", "3");
+    // Run 3 waits for `go`: the watcher holds the store meanwhile.
+    ws.remove("go");
     let from = w.len();
     ws.write("src/a.txt", "a33\n");
     w.wait_from(from, "the slow run", Duration::from_secs(20), |e| {
@@ -398,13 +399,27 @@ fn history_answers_during_a_watch_run_and_status_waits_for_it() {
         busy.stderr()
     );
     // By default it waits for the run to end, then answers.
-    let status = ws.mlp(&["status"]).success();
-    assert!(
-        status.stderr().contains("waiting for mlp watch"),
-        "{}",
-        status.stderr()
-    );
-    assert!(status.stdout().contains("fresh"), "{}", status.stdout());
+    let mut status = ws.command(&["status"]).spawn();
+    let err = status.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            if line.contains("waiting for mlp watch (pid") {
+                let _ = tx.send(());
+            }
+            all.push_str(&line);
+        }
+        all
+    });
+    rx.recv_timeout(Duration::from_secs(20))
+        .expect("status did not say it waits for the watch");
+    ws.write("go", "");
+    let out = status.wait_with_output().unwrap();
+    let stderr = reader.join().unwrap();
+    assert!(out.status.success(), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("slow  fresh"), "{stdout}");
     w.settle(from);
     let all = w.stop();
     assert_eq!(all.last().unwrap()["event"], "stopped");
@@ -418,6 +433,43 @@ fn history_answers_during_a_watch_run_and_status_waits_for_it() {
     );
     ws.mlp(&["show", "3"]).success();
     assert_eq!(ws.read("out/a.txt"), "a33\n");
+}
+
+#[test]
+fn a_timeout_ends_a_watch_still_waiting_for_the_workspace() {
+    let ws = Workspace::new(SLOW);
+    ws.write("src/a.txt", "a\n");
+    // A run that holds the workspace until `go` exists.
+    let run = ws.command(&["run"]).spawn();
+    let t = Instant::now();
+    while !std::fs::read_to_string(ws.path().join(".mlp/lock"))
+        .unwrap_or_default()
+        .contains("mlp run")
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "the run never took the lock"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = ws.mlp(&["watch", "--json", "--timeout", "1s"]).success();
+    assert!(
+        out.stdout().contains(r#""event":"waiting""#),
+        "{}",
+        out.stdout()
+    );
+    assert!(
+        out.stdout().contains(r#""event":"timed_out""#),
+        "{}",
+        out.stdout()
+    );
+    assert!(
+        !out.stdout().contains(r#""event":"run_error""#),
+        "{}",
+        out.stdout()
+    );
+    ws.write("go", "");
+    Output::of(run).success();
 }
 
 #[test]

@@ -63,6 +63,9 @@ pub struct RunControl {
     pub interrupted: Arc<AtomicBool>,
     running: Mutex<HashMap<String, u64>>,
     pub mode: Mode,
+    /// [`Mode::Watch`]: a run still waiting for the workspace gives up when this is set
+    /// (the watch is ending: Ctrl-C or `--timeout`); a run already going is not touched.
+    pub give_up: AtomicBool,
 }
 
 impl RunControl {
@@ -85,6 +88,7 @@ impl RunControl {
             interrupted,
             running: Mutex::new(HashMap::new()),
             mode,
+            give_up: AtomicBool::new(false),
         })
     }
 

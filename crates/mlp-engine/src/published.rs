@@ -18,6 +18,7 @@
 //! `complete` is there, and otherwise the store (under the workspace lock), so a record
 //! the store has is never hidden.
 
+use std::borrow::Cow;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -53,26 +54,34 @@ pub fn begin(ws: &Workspace, store: &dyn Store) -> bool {
     std::fs::remove_file(dir(ws).join(COMPLETE)).is_ok()
 }
 
-/// After the store has the run `id` with its record `rec` (JSON text) (and the baseline): bring the
+/// After the store has the run `id` with its record `rec` (and the baseline): bring the
 /// mirror up to date — only that run and the baseline when it `was_complete`, else every
 /// run — and mark it complete. On error the mirror stays marked incomplete (readers use
 /// the store).
-pub fn catch_up(
+pub fn catch_up<R: RunJson + ?Sized>(
     ws: &Workspace,
     store: &dyn Store,
-    run: Option<(&str, &[u8])>,
+    run: Option<(&str, &R)>,
     was_complete: bool,
 ) -> Result<(), String> {
     let d = dir(ws);
     std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
-    if was_complete {
-        if let Some((id, rec)) = run {
-            write_run(&d, id, rec)?;
-        }
-    } else {
-        for (id, rec) in store.runs().map_err(|e| e.to_string())? {
-            let bytes = serde_json::to_vec(&rec).map_err(|e| e.to_string())?;
-            write_run(&d, &id, &bytes)?;
+    if let Some((id, rec)) = run {
+        write_atomic(&d.join(format!("{id}.json")), &rec.json()?)?;
+    }
+    if !was_complete {
+        // Every other run, one at a time (a run of 100,000 stages is a big record): run
+        // ids are a counter, so they are 1 up to the last one.
+        let last = store.last_run_id().map_err(|e| e.to_string())?;
+        let last = last.and_then(|l| l.parse::<u64>().ok()).unwrap_or(0);
+        for n in 1..=last {
+            let id = format!("{n:08}");
+            if run.is_some_and(|(r, _)| r == id) {
+                continue;
+            }
+            if let Some(rec) = store.run(&id).map_err(|e| e.to_string())? {
+                write_atomic(&d.join(format!("{id}.json")), &rec.json()?)?;
+            }
         }
     }
     let baseline = store.meta(BASELINE).map_err(|e| e.to_string())?;
@@ -99,8 +108,30 @@ pub fn move_aside(ws: &Workspace, suffix: &str) {
     }
 }
 
-fn write_run(d: &Path, id: &str, rec: &[u8]) -> Result<(), String> {
-    write_atomic(&d.join(format!("{id}.json")), rec)
+/// A run record as the JSON text to publish: a JSON tree, or the text itself (a run
+/// record may be written as text without building the tree).
+pub trait RunJson {
+    fn json(&self) -> Result<Cow<'_, [u8]>, String>;
+}
+
+impl RunJson for Value {
+    fn json(&self) -> Result<Cow<'_, [u8]>, String> {
+        serde_json::to_vec(self)
+            .map(Cow::Owned)
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl RunJson for [u8] {
+    fn json(&self) -> Result<Cow<'_, [u8]>, String> {
+        Ok(Cow::Borrowed(self))
+    }
+}
+
+impl RunJson for Vec<u8> {
+    fn json(&self) -> Result<Cow<'_, [u8]>, String> {
+        Ok(Cow::Borrowed(self))
+    }
 }
 
 fn write_baseline(d: &Path, id: Option<&str>) -> Result<(), String> {
@@ -270,7 +301,7 @@ mod tests {
         // Never published: a full copy.
         assert!(!begin(&ws, &store));
         assert!(!is_complete(&ws));
-        catch_up(&ws, &store, None, false).unwrap();
+        catch_up::<Value>(&ws, &store, None, false).unwrap();
         assert!(is_complete(&ws));
         let p = Published::new(&ws);
         assert_eq!(p.runs().unwrap().len(), 2);
@@ -281,8 +312,10 @@ mod tests {
         assert!(!is_complete(&ws));
         let rec = serde_json::json!({"id": "00000003"});
         store.put_run("00000003", &rec).unwrap();
-        let bytes = serde_json::to_vec(&rec).unwrap();
-        catch_up(&ws, &store, Some(("00000003", &bytes)), true).unwrap();
+        // Given as its JSON text, the record is written as it is.
+        let text = serde_json::to_vec(&rec).unwrap();
+        catch_up(&ws, &store, Some(("00000003", &text)), true).unwrap();
+        assert_eq!(p.run("00000003").unwrap(), Some(rec));
         assert!(is_complete(&ws));
         assert_eq!(p.runs().unwrap().len(), 3);
         assert!(p.put_run("00000004", &Value::Null).is_err());
@@ -294,7 +327,7 @@ mod tests {
         fresh
             .put_run("00000001", &serde_json::json!({"new": true}))
             .unwrap();
-        catch_up(&ws, &fresh, None, false).unwrap();
+        catch_up::<Value>(&ws, &fresh, None, false).unwrap();
         assert_eq!(p.runs().unwrap().len(), 1);
         assert_eq!(p.meta(BASELINE).unwrap(), None);
     }

@@ -256,6 +256,8 @@ pub fn run(
         nothing_to_do,
     };
     if !opts.dry_run && !nothing_to_do {
+        // The published copy is about to be behind the store.
+        let was_complete = published::begin(ws, store);
         let outcomes = Outcomes {
             started_ms,
             ok: report.ok(),
@@ -263,7 +265,6 @@ pub fn run(
             promote: c.promote,
         };
         let rec = record::run_record(&facts, &c.states, &outcomes)?;
-        let was_complete = published::begin(ws, store);
         store.put_run_json(&run_id, &rec)?;
         if c.promote && report.ok() {
             store.put_meta(BASELINE, &run_id)?;
@@ -291,7 +292,7 @@ pub fn run(
 
 /// The workspace lock for this run: `mlp run` takes it or fails (`--wait`: waits); a
 /// dry run (which reads the store) waits a while for its holder; a run of `mlp watch`
-/// waits until it is free or Ctrl-C.
+/// waits until it is free or the watch ends ([`RunControl::give_up`]).
 fn take_workspace(
     ws: &Workspace,
     opts: &RunOptions,
@@ -318,6 +319,7 @@ fn take_workspace(
         });
     }
     if control.mode == Mode::Watch {
+        patience.cancel = Some(&control.give_up);
         return Ok(lock::acquire_patiently(
             &ws.dir,
             "mlp watch",

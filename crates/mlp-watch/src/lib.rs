@@ -308,6 +308,7 @@ pub fn watch(opts: WatchOptions, ui: &dyn Ui) -> u8 {
 
     loop {
         if control.interrupted.load(Ordering::SeqCst) {
+            control.give_up.store(true, Ordering::SeqCst);
             if let Some(h) = running.take() {
                 let _ = h.join();
             }
@@ -319,8 +320,10 @@ pub fn watch(opts: WatchOptions, ui: &dyn Ui) -> u8 {
             return if last_ok { 0 } else { 1 };
         }
         if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
-            // Time is up: let the run in progress end, start no other.
+            // Time is up: let the run in progress end (one still waiting for the workspace
+            // gives up), start no other.
             pending = false;
+            control.give_up.store(true, Ordering::SeqCst);
         }
         // Start a run when one is due and none is going.
         if pending && running.is_none() {
@@ -428,14 +431,19 @@ pub fn watch(opts: WatchOptions, ui: &dyn Ui) -> u8 {
                 if let Some(h) = running.take() {
                     let _ = h.join();
                 }
-                last_ok = r.as_ref().is_ok_and(RunReport::ok);
                 match r {
-                    // Ctrl-C while the run waited for the workspace: just stop.
-                    Err(_) if control.interrupted.load(Ordering::SeqCst) => {}
-                    Err(e) => ui.event(&WatchEvent::RunError {
-                        message: e.to_string(),
-                    }),
-                    Ok(_) => {}
+                    // The watch is ending while this run waited for the workspace: it did
+                    // not happen; the last run's outcome stands.
+                    Err(_)
+                        if control.give_up.load(Ordering::SeqCst)
+                            || control.interrupted.load(Ordering::SeqCst) => {}
+                    Err(e) => {
+                        last_ok = false;
+                        ui.event(&WatchEvent::RunError {
+                            message: e.to_string(),
+                        });
+                    }
+                    Ok(report) => last_ok = report.ok(),
                 }
                 timers = every_timers(&ws, plan.as_ref());
                 if !pending {
