@@ -159,7 +159,7 @@ fn z_item(i: &mut Item) {
             t.name = e.name;
             t.settings = e.settings;
         }
-        ItemKind::Unknown(w) => z(w),
+        ItemKind::Unknown(w) | ItemKind::Cache(w) => z(w),
     }
 }
 
@@ -219,6 +219,7 @@ fn z_stage_item(i: &mut StageItem) {
         }
         K::After(names) => names.iter_mut().for_each(z_stage_name),
         K::Params(keys) => keys.iter_mut().for_each(z),
+        K::Cache(m) => z(m),
         K::Run(s) | K::Fallback(s) => z_str(s),
         K::Check { expr, message } | K::Gate { expr, message } => {
             z_expr(expr);
@@ -543,6 +544,15 @@ fn formats_executors() {
     assert_eq!(
         out,
         "executor slurm {\n  partition = \"gpu\"\n  account   = \"ml\"\n  time      = 2h\n  args      = [\"--exclusive\", \"-N1\"]\n}  # all\n\nstage a {\n  run      \"x\"\n  executor local\n}\n\nstage b {\n  executor slurm {\n    partition = \"debug\"\n  }\n  run      \"y\"\n}\n\nstage c {\n  executor slurm {}\n  run      \"z\"\n}\n"
+    );
+}
+
+#[test]
+fn formats_cache() {
+    let src = "cache   link # big data\nstage a {\nrun \"r\"\n  cache copy\n}\n";
+    assert_eq!(
+        check_format(src),
+        "cache link  # big data\n\nstage a {\n  run   \"r\"\n  cache copy\n}\n"
     );
 }
 
