@@ -7,6 +7,7 @@ pub mod decide;
 pub mod events;
 pub mod exec;
 pub mod executor;
+mod git;
 pub mod hash;
 pub mod history;
 pub mod identity;
