@@ -7,6 +7,7 @@
 
 mod common;
 
+mod artifacts;
 mod book;
 mod cli;
 mod concurrency;

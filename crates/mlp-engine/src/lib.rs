@@ -8,6 +8,7 @@ mod disk;
 pub mod events;
 pub mod exec;
 pub mod executor;
+mod git;
 pub mod hash;
 pub mod history;
 pub mod identity;

@@ -146,6 +146,9 @@ impl std::fmt::Display for Changed {
     }
 }
 
+/// Files this big are restored over without being hashed first.
+const BIG: u64 = 64 << 20;
+
 /// Bring a record's outputs back from the object cache (`cache: None`, a dry run: only
 /// look). `None` when an object is missing or corrupt (the stage then runs).
 pub fn restore(
@@ -163,7 +166,12 @@ pub fn restore(
         };
         let want = content_of(r);
         let dst = root.join(&o.path);
-        let have = hasher.path(&o.path).ok();
+        // A big file in the way is replaced without hashing it first: reading it costs as
+        // much as a copy and far more than a reflink or a link (the stat cache cannot
+        // answer for a file written moments ago).
+        let big = matches!(want, Content::File { .. })
+            && std::fs::symlink_metadata(&dst).is_ok_and(|m| m.is_file() && m.len() >= BIG);
+        let have = if big { None } else { hasher.path(&o.path).ok() };
         if have.as_ref().and_then(Content::digest) != want.digest() {
             let Some(cache) = cache else { continue };
             if cache.with_mode(s.cache).restore(&want, &dst).is_err() {

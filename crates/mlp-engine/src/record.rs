@@ -1,8 +1,6 @@
 //! Recording: what a finished stage's record says, the run's entry in the history, and
 //! the next snapshot. Only the coordinator writes the store.
 
-use std::path::Path;
-
 use mlp_plan::{Pipeline, Stage};
 
 use crate::control::RunOptions;
@@ -160,7 +158,7 @@ pub fn run_record(
         })?;
         stages.insert(f.p.stages[i].name.as_str(), raw);
     }
-    let git = git_state(&f.ws.root);
+    let git = crate::git::state(&f.ws.root);
     let run = RunRecord {
         id: &f.run_id,
         pipeline: &f.p.name,
@@ -363,25 +361,6 @@ fn now_ns() -> i128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i128::try_from(d.as_nanos()).unwrap_or(i128::MAX))
-}
-
-/// The commit checked out in the workspace's git repository, and whether the work tree
-/// differs from it (`None` outside git).
-fn git_state(root: &Path) -> Option<(String, bool)> {
-    let git = |args: &[&str]| {
-        std::process::Command::new("git")
-            .args(args)
-            .current_dir(root)
-            .stderr(std::process::Stdio::null())
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-    };
-    let commit = git(&["rev-parse", "HEAD"])?.trim().to_string();
-    let dirty = git(&["status", "--porcelain", "--untracked-files=no"])
-        .is_some_and(|s| !s.trim().is_empty());
-    Some((commit, dirty))
 }
 
 /// A run id as every command writes it, in text and in JSON: `10`, not the stored

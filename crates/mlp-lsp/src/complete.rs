@@ -8,7 +8,7 @@ use lsp_types::{
     CompletionItem, CompletionItemKind, CompletionParams, CompletionResponse, CompletionTextEdit,
     Range, TextEdit,
 };
-use mlp_syntax::ast::{STAGE_KEYWORDS, TOP_KEYWORDS};
+use mlp_syntax::ast::{SOFT_KEYWORDS, STAGE_KEYWORDS, TOP_KEYWORDS};
 
 use crate::locate::{Index, Sym};
 use crate::nav::{Cursor, mlp_files};
@@ -76,8 +76,10 @@ pub fn completion(w: &World, p: CompletionParams) -> Option<CompletionResponse> 
                 None | Some("for") => TOP_KEYWORDS,
                 _ => &[],
             };
+            let soft: &[&str] = if kws.is_empty() { &[] } else { SOFT_KEYWORDS };
             let v = kws
                 .iter()
+                .chain(soft)
                 .map(|k| item(k, CompletionItemKind::KEYWORD, None))
                 .collect();
             (from, v)

@@ -182,6 +182,16 @@ fn items(list: &[Item], ix: &LineIndex, text: &str) -> Vec<DocumentSymbol> {
                     Vec::new(),
                 ));
             }
+            ItemKind::Cache(m) => {
+                out.push(symbol(
+                    format!("cache {}", m.node),
+                    None,
+                    SymbolKind::OBJECT,
+                    r,
+                    ix.range(m.span),
+                    Vec::new(),
+                ));
+            }
             ItemKind::ParamsFiles(_) | ItemKind::Unknown(_) => {}
         }
     }

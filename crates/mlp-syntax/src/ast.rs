@@ -82,6 +82,9 @@ pub enum ItemKind {
     Executor(Executor),
     /// `tracking mlflow { uri = "http://..." }`: where runs are exported.
     Tracking(Tracking),
+    /// `cache copy` or `cache link`: how outputs are stored and restored (the mode is
+    /// checked when the pipeline is planned).
+    Cache(Spanned<String>),
     /// A line that starts with a word that is no keyword.
     Unknown(Spanned<String>),
 }
@@ -183,8 +186,14 @@ pub enum StageItemKind {
     After(Vec<StageName>),
     Params(Vec<Spanned<String>>),
     Run(Str),
-    Check { expr: Expr, message: Option<Str> },
-    Gate { expr: Expr, message: Option<Str> },
+    Check {
+        expr: Expr,
+        message: Option<Str>,
+    },
+    Gate {
+        expr: Expr,
+        message: Option<Str>,
+    },
     When(Expr),
     Every(Spanned<Duration>),
     Timeout(Spanned<Duration>),
@@ -192,6 +201,8 @@ pub enum StageItemKind {
     Fallback(Str),
     Resources(Vec<Resource>),
     Executor(Executor),
+    /// `cache link`: this stage's cache mode.
+    Cache(Spanned<String>),
     Always,
     Frozen,
     Promote,
@@ -218,6 +229,7 @@ impl StageItemKind {
             StageItemKind::Fallback(_) => "fallback",
             StageItemKind::Resources(_) => "resources",
             StageItemKind::Executor(_) => "executor",
+            StageItemKind::Cache(_) => "cache",
             StageItemKind::Always => "always",
             StageItemKind::Frozen => "frozen",
             StageItemKind::Promote => "promote",
@@ -249,6 +261,9 @@ pub const STAGE_KEYWORDS: &[&str] = &[
     "promote",
     "env",
 ];
+
+/// Words that start an item but are not reserved (still usable as names): `cache`.
+pub const SOFT_KEYWORDS: &[&str] = &["cache"];
 
 /// Every keyword that may start an item at the top of a file.
 pub const TOP_KEYWORDS: &[&str] = &[

@@ -85,6 +85,8 @@ codes! {
     DuplicateTracking = "E0142", "Two `tracking` items in the pipeline.";
     RaySetting = "E0143", "A malformed value of an `executor ray` setting.";
     OverrideType = "E0144", "`--set KEY=VALUE` gives a value of another type than the params file's.";
+    UnknownCacheMode = "E0145", "Unknown cache mode (not `copy` or `link`).";
+    DuplicateCache = "E0146", "Two `cache` items at the top of the pipeline.";
 }
 
 impl Code {

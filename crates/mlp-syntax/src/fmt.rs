@@ -185,6 +185,7 @@ impl Builder<'_> {
             ItemKind::ParamsFiles(files) => format!("params {}", join(files.iter().map(string))),
             ItemKind::Param { key, value: v } => format!("param {} = {}", key.node, value(v)),
             ItemKind::Include(s) => format!("include {}", string(s)),
+            ItemKind::Cache(m) => format!("cache {}", m.node),
             ItemKind::Unknown(_) => self.unknown_text(item.span),
             ItemKind::Env(pairs) => return self.env_block(item.span, pairs),
             ItemKind::Executor(e) => {
@@ -319,6 +320,7 @@ impl Builder<'_> {
             K::When(e) => expr(e),
             K::Every(d) | K::Timeout(d) => d.node.text.clone(),
             K::Retry(n) => n.node.to_string(),
+            K::Cache(m) => m.node.clone(),
             K::Resources(rs) => join(rs.iter().map(|r| {
                 let amount = &self.src[r.amount.span.start..r.amount.span.end];
                 format!("{} = {amount}", r.name.node)

@@ -335,6 +335,15 @@ fn formats_executors() {
 }
 
 #[test]
+fn formats_cache() {
+    let src = "cache   link # big data\nstage a {\nrun \"r\"\n  cache copy\n}\n";
+    assert_eq!(
+        check_format(src),
+        "cache link  # big data\n\nstage a {\n  run   \"r\"\n  cache copy\n}\n"
+    );
+}
+
+#[test]
 fn formats_tracking() {
     let src = "tracking mlflow{uri=\"http://127.0.0.1:5000\" experiment = \"churn\"} # where\npipeline \"p\"\ntracking  mlflow\n";
     assert_eq!(

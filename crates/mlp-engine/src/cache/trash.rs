@@ -1,5 +1,5 @@
-//! Replaced and cleared outputs go to `.mlp/cache/trash/` and are deleted by a
-//! background thread: unlinking a gigabyte file frees its blocks synchronously (0.6–1 s
+//! Replaced and cleared outputs go to `.mlp/cache/trash/` and are deleted in the
+//! background (a detached `rm -rf`): unlinking a gigabyte file frees its blocks synchronously (0.6–1 s
 //! on ext4), which a restore or a run should not wait for. What a finished process
 //! leaves there is deleted by the next one that opens the cache.
 
@@ -35,8 +35,29 @@ fn remover() -> Option<Sender<PathBuf>> {
     tx.clone()
 }
 
-/// Deletes `p` in the background (at once if no thread can be started).
+/// Deletes `p` in the background: by a detached `rm -rf` (a process exit waits for an
+/// unlink in progress in any of its threads, so a thread would not spare the caller the
+/// time), else by the background thread, else at once.
 pub(super) fn remove_later(p: PathBuf) {
+    let rm = std::process::Command::new("rm")
+        .arg("-rf")
+        .arg("--")
+        .arg(&p)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    if let Ok(mut child) = rm {
+        // Reap it without waiting here (a long-lived `mlp watch` would collect zombies).
+        let reaped = std::thread::Builder::new()
+            .name("mlp-trash-reap".into())
+            .spawn(move || {
+                let _ = child.wait();
+            });
+        if reaped.is_ok() {
+            return;
+        }
+    }
     match remover() {
         Some(tx) => {
             if let Err(e) = tx.send(p) {

@@ -30,6 +30,7 @@ struct Later<'f> {
     env: Vec<(usize, &'f Vec<ast::EnvPair>)>,
     executors: Vec<(usize, &'f ast::Executor)>,
     tracking: Vec<(usize, &'f ast::Tracking)>,
+    cache: Vec<(usize, &'f ast::Spanned<String>)>,
 }
 
 impl Lowerer {
@@ -57,6 +58,7 @@ impl Lowerer {
                     ast::ItemKind::Env(pairs) => later.env.push((*fid, pairs)),
                     ast::ItemKind::Executor(e) => later.executors.push((*fid, e)),
                     ast::ItemKind::Tracking(t) => later.tracking.push((*fid, t)),
+                    ast::ItemKind::Cache(m) => later.cache.push((*fid, m)),
                     ast::ItemKind::Unknown(w) => self.unknown_top_keyword(*fid, w),
                     _ => {}
                 }
@@ -74,6 +76,7 @@ impl Lowerer {
             }
         }
         self.pipeline_executor(&later.executors);
+        self.pipeline_cache(&later.cache);
         let tracking = self.tracking(&later.tracking);
         Top {
             name,
@@ -92,9 +95,12 @@ impl Lowerer {
             format!("unknown keyword `{}`", w.node),
         )
         .at(fid, w.span, "not a keyword");
-        d = d.help(match did_you_mean(&w.node, ast::TOP_KEYWORDS.iter().copied()) {
+        d = d.help(match did_you_mean(
+            &w.node,
+            ast::TOP_KEYWORDS.iter().chain(ast::SOFT_KEYWORDS).copied(),
+        ) {
             Some(m) => m,
-            None => "a file holds `pipeline`, `params`, `param`, `env`, `executor`, `tracking`, `stage`, `for` and `include` items".into(),
+            None => "a file holds `pipeline`, `params`, `param`, `env`, `executor`, `tracking`, `cache`, `stage`, `for` and `include` items".into(),
         });
         self.err(d);
     }

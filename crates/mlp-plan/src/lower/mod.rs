@@ -4,7 +4,7 @@
 //! 1. `sources`: the root file and its includes, read and parsed (and params files, read
 //!    when the top-level items name them);
 //! 2. `items`: the top-level items: the pipeline's name, params (files, `param`, `--set`),
-//!    `env` and `executor` (settings checked in `executor`);
+//!    `env`, `executor` (settings checked in `executor`) and `cache`;
 //! 3. `expand`: `for` loops expanded into one raw stage per value;
 //! 4. `names`: stage names, valid and unique;
 //! 5. `outputs`: every stage's outputs, before anything reads them, and the output index;
@@ -26,6 +26,7 @@ use crate::model::{Dep, Executor, Output, Pipeline, Stage};
 use crate::paths::OutputIndex;
 use crate::value::Value;
 
+mod cache;
 mod command;
 mod conditions;
 mod executor;
@@ -153,6 +154,8 @@ struct Lowerer {
     env: BTreeMap<String, String>,
     /// The pipeline's executor (`local` unless an `executor` item says otherwise).
     executor: Executor,
+    /// The pipeline's cache mode (`copy` unless a `cache` item says otherwise).
+    cache: crate::model::CacheMode,
     // Filled by `names`.
     by_name: HashMap<String, usize>,
     /// Every stage's name, by index (duplicates included).
@@ -220,6 +223,7 @@ impl Lowerer {
             params: BTreeMap::new(),
             env: BTreeMap::new(),
             executor: Executor::default(),
+            cache: crate::model::CacheMode::default(),
             by_name: HashMap::new(),
             stage_names: Vec::new(),
             outputs: Vec::new(),

@@ -45,7 +45,7 @@ impl Lowerer {
                 always: false,
                 frozen: false,
                 promote: false,
-                cache: crate::model::CacheMode::default(),
+                cache: self.cache,
                 deps: Vec::new(),
             },
         };
@@ -237,6 +237,7 @@ impl Lowerer {
                 | K::Retry(_)
                 | K::Fallback(_)
                 | K::Executor(_)
+                | K::Cache(_)
         );
         if single && let Some(prev) = seen.insert(kw, item.span) {
             self.err(
@@ -294,6 +295,7 @@ impl Lowerer {
                 }
             }
             K::Retry(n) => b.stage.retry = n.node,
+            K::Cache(m) => self.stage_cache(b, m),
             K::Resources(list) => self.resources(b, list),
             K::Always => b.stage.always = true,
             K::Frozen => b.stage.frozen = true,
@@ -406,12 +408,18 @@ impl Lowerer {
         if self.string_ran_on(r.file, w) {
             return;
         }
-        let help = match did_you_mean(&w.node, ast::STAGE_KEYWORDS.iter().copied()) {
+        let help = match did_you_mean(
+            &w.node,
+            ast::STAGE_KEYWORDS
+                .iter()
+                .chain(ast::SOFT_KEYWORDS)
+                .copied(),
+        ) {
             Some(m) => m,
             None if matches!(w.node.as_str(), "cpu" | "mem" | "gpu") => {
                 "separate resources with commas: `resources cpu = 2, mem = 4G`".into()
             }
-            None => "a stage holds `in`, `out`, `metrics`, `after`, `params`, `run`, `check`, `gate`, `when`, `every`, `timeout`, `retry`, `fallback`, `resources`, `executor`, `env`, `always`, `frozen` and `promote`".into(),
+            None => "a stage holds `in`, `out`, `metrics`, `after`, `params`, `run`, `check`, `gate`, `when`, `every`, `timeout`, `retry`, `fallback`, `resources`, `executor`, `cache`, `env`, `always`, `frozen` and `promote`".into(),
         };
         self.err(
             Diagnostic::new(

@@ -36,6 +36,7 @@ impl P<'_> {
             }
             "stage" => ItemKind::Stage(self.stage()?),
             "for" => ItemKind::For(self.for_loop()?),
+            "cache" => ItemKind::Cache(self.cache_item()?),
             "include" => {
                 self.i += 7;
                 self.skip();
@@ -119,6 +120,13 @@ impl P<'_> {
             };
             settings.push(Setting { name: sname, value });
         }
+    }
+
+    /// `cache_decl = { kw_cache ~ ident }`.
+    fn cache_item(&mut self) -> R<Spanned<String>> {
+        self.keyword("cache", "cache item")?;
+        self.skip();
+        self.ident("cache item")
     }
 
     /// `for_loop = { kw_for ~ ident ~ kw_in ~ (list | key) ~ "{" ~ for_item* ~ "}" }`.
@@ -260,6 +268,10 @@ impl P<'_> {
                 K::Retry(Spanned::new(n, span))
             }
             "resources" => K::Resources(self.list_of(Self::resource)?),
+            "cache" => {
+                self.i = start;
+                K::Cache(self.cache_item()?)
+            }
             _ => {
                 self.i = start;
                 return Err(self.unknown("unknown stage item keyword", "stage item"));

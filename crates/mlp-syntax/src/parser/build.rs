@@ -63,6 +63,10 @@ impl Builder {
                 let Executor { name, settings } = self.executor(inner);
                 ItemKind::Tracking(Tracking { name, settings })
             }
+            Rule::cache_decl => {
+                inner.next(); // keyword
+                ItemKind::Cache(spanned_str(&inner.next().expect("mode")))
+            }
             Rule::unknown_item => ItemKind::Unknown(spanned_str(&inner.next().expect("word"))),
             r => unreachable!("not an item: {r:?}"),
         };
@@ -162,6 +166,7 @@ impl Builder {
             Rule::after_decl => StageItemKind::After(inner.map(|p| self.stage_name(p)).collect()),
             Rule::params_keys => StageItemKind::Params(inner.map(|p| spanned_str(&p)).collect()),
             Rule::run_decl => StageItemKind::Run(self.string(inner.next().expect("command"))),
+            Rule::cache_decl => StageItemKind::Cache(spanned_str(&inner.next().expect("mode"))),
             Rule::check_decl | Rule::gate_decl => {
                 let expr = self.expr(inner.next().expect("expr"));
                 let message = inner.next().map(|m| self.string(m));

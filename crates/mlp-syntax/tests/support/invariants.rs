@@ -68,7 +68,7 @@ fn z_item(i: &mut Item) {
             t.name = e.name;
             t.settings = e.settings;
         }
-        ItemKind::Unknown(w) => z(w),
+        ItemKind::Unknown(w) | ItemKind::Cache(w) => z(w),
     }
 }
 
@@ -128,6 +128,7 @@ fn z_stage_item(i: &mut StageItem) {
         }
         K::After(names) => names.iter_mut().for_each(z_stage_name),
         K::Params(keys) => keys.iter_mut().for_each(z),
+        K::Cache(m) => z(m),
         K::Run(s) | K::Fallback(s) => z_str(s),
         K::Check { expr, message } | K::Gate { expr, message } => {
             z_expr(expr);

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Gigabyte outputs (issue 12): restoring and caching a SIZE_MB output with mlp, side by side
+# with the command that does the same by hand, in one run. Root (mounts an XFS image).
+#
+# usage: sudo bench/artifacts.sh [SIZE_MB]        (default 1024)
+# env: MLP (default target/release/mlp), WORK (default /var/tmp/mlp-bench-artifacts, on the
+#      root filesystem: ext4 here), REPS (restores measured per case, default 6)
+#
+# Cases (every restore alternates between two versions of the output, so each one replaces
+# a SIZE_MB file, as "change a param, change it back" does; warm page cache):
+#   xfs-reflink  copy mode on a loop-mounted XFS image (mkfs.xfs -m reflink=1)
+#                peer: cp --reflink=always OBJECT NEW
+#   ext4-copy    copy mode on ext4 (copy_file_range)          peer: cp OBJECT NEW
+#   ext4-link    link mode on ext4                             peer: ln OBJECT NEW
+# Per case: the first run (command + hash + cache) beside the command alone, then the
+# median restore (`mlp run --set n=..`, the whole process) beside the peer's median, their
+# ratio, and mlp's peak RSS (GNU time %M) during restore and caching.
+set -eu
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(dirname "$HERE")
+SIZE_MB=${1:-1024}
+MLP=${MLP:-$ROOT/target/release/mlp}
+WORK=${WORK:-/var/tmp/mlp-bench-artifacts}
+REPS=${REPS:-6}
+XFS_MNT=$WORK/xfs
+IMG=$WORK/xfs.img
+
+cleanup() { mountpoint -q "$XFS_MNT" && umount "$XFS_MNT"; rm -f "$IMG"; }
+trap cleanup EXIT
+mkdir -p "$WORK" "$XFS_MNT"
+command -v mkfs.xfs >/dev/null || { apt-get update -q && apt-get install -y -q xfsprogs; } >&2
+if ! mountpoint -q "$XFS_MNT"; then
+  rm -f "$IMG"; truncate -s $((SIZE_MB * 5 + 512))M "$IMG"
+  mkfs.xfs -q -f -m reflink=1 "$IMG"; mount -o loop "$IMG" "$XFS_MNT"
+fi
+
+# seconds and peak KB of a command: "S KB"
+timed() { /usr/bin/time -f "%e %M" -o "$WORK/t" "$@" >/dev/null 2>&1; cat "$WORK/t"; }
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+
+echo "| case | first run (cmd+hash+cache) | command alone | restore median | peer median | ratio | restore peak RSS | caching peak RSS |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
+bench_case() { # name dir mode peer
+  local name=$1 dir=$2 mode=$3 peer=$4 ws
+  ws=$(mktemp -d "$dir/ws.XXXX")
+  head -c "${SIZE_MB}M" /dev/urandom >"$ws/src1.bin"
+  { cat "$ws/src1.bin"; echo 2; } >"$ws/src2.bin"
+  cat >"$ws/pipeline.mlp" <<MLP
+cache $mode
+param n = 1
+stage big {
+  params n
+  out "big.bin"
+  run "cp src\${params.n}.bin big.bin"
+}
+MLP
+  cd "$ws"
+  read -r cmd_s _ < <(timed cp src1.bin cmd.bin); rm -f cmd.bin
+  read -r first_s first_kb < <(timed "$MLP" run -q)
+  "$MLP" run -q --set n=2
+  local obj; obj=$(find .mlp/cache/objects -type f ! -name '*.dir' -size +1M | head -1)
+  : >"$WORK/r"; : >"$WORK/p"; local peak=0
+  for i in $(seq 1 "$REPS"); do
+    local n=$(( i % 2 + 1 ))
+    read -r s kb < <(timed "$MLP" run -q --set n=$n)
+    echo "$s" >>"$WORK/r"; [ "$kb" -gt "$peak" ] && peak=$kb
+    case $peer in
+      reflink) read -r ps _ < <(timed cp --reflink=always "$obj" "peer$i") ;;
+      copy) read -r ps _ < <(timed cp "$obj" "peer$i") ;;
+      link) read -r ps _ < <(timed ln "$obj" "peer$i") ;;
+    esac
+    echo "$ps" >>"$WORK/p"; rm -f "peer$i"
+  done
+  cmp -s big.bin src$(( REPS % 2 + 1 )).bin || echo "WARNING: $name restored wrong bytes" >&2
+  local r p; r=$(median <"$WORK/r"); p=$(median <"$WORK/p")
+  echo "| $name | ${first_s} s | ${cmd_s} s | ${r} s | ${p} s | $(awk -v r="$r" -v p="$p" 'BEGIN{ if (p > 0) printf "%.2fx", r/p; else print "peer 0.00 s" }') | $((peak / 1024)) MB | $((first_kb / 1024)) MB |"
+  cd /; rm -rf "$ws"
+}
+bench_case xfs-reflink "$XFS_MNT" copy reflink
+bench_case ext4-copy "$WORK" copy copy
+bench_case ext4-link "$WORK" link link
+echo
+echo "$(date -u +%F) ${SIZE_MB} MiB, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), mlp $("$MLP" --version)"
