@@ -85,6 +85,7 @@ codes! {
     DuplicateTracking = "E0142", "Two `tracking` items in the pipeline.";
     RaySetting = "E0143", "A malformed value of an `executor ray` setting.";
     OverrideType = "E0144", "`--set KEY=VALUE` gives a value of another type than the params file's.";
+    MissingInput = "E0170", "A warning: an input path does not exist, and no stage writes it.";
 }
 
 impl Code {
