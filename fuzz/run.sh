@@ -4,8 +4,9 @@
 # Each target runs from its corpus (./seed.sh fills it) with the dictionary mlp.dict and
 # inputs of at most 1024 bytes. A crash stops libFuzzer: its input is kept under
 # artifacts/TARGET/, and the target starts again for the time left, so one crash does not
-# end the campaign. At the end, one line per target: executions, executions per second,
-# coverage (cov: edges, ft: features), new corpus inputs and crashes.
+# end the campaign. At the end, one line per target: executions, executions per second of
+# wall-clock time and per CPU-second (the fair figure on a loaded machine), coverage (cov:
+# edges, ft: features), new corpus inputs and crashes.
 # Logs go to $FUZZ_LOGS (default logs/); extra libFuzzer flags in $FUZZ_FLAGS.
 # Needs cargo-fuzz; a stable toolchain works with RUSTC_BOOTSTRAP=1 (set here).
 set -uo pipefail
@@ -25,18 +26,21 @@ summary=()
 for t in "${targets[@]}"; do
   mkdir -p "corpus/$t" "artifacts/$t"
   end=$(($(date +%s) + secs))
-  execs=0 crashes=0 cov=? ft=? added=0 round=0
+  execs=0 crashes=0 cov=? ft=? added=0 round=0 cpu_ms=0
   while :; do
     left=$((end - $(date +%s)))
     [ "$left" -le 0 ] && break
     round=$((round + 1))
     log="$logs/$t.$(date -u +%Y%m%dT%H%M%S).$round.log"
     # shellcheck disable=SC2086
+    /usr/bin/time -o "$log.cpu" -f '%U %S' \
     cargo fuzz run -O "$t" "corpus/$t" -- \
       -dict=mlp.dict -max_len=1024 -use_value_profile=0 -timeout=10 -rss_limit_mb=2048 \
       -max_total_time="$left" -print_final_stats=1 -artifact_prefix="artifacts/$t/" \
       ${FUZZ_FLAGS:-} >"$log" 2>&1
     rc=$?
+    c=$(awk '/^[0-9.]+ [0-9.]+$/ {printf "%d", ($1 + $2) * 1000}' "$log.cpu" 2>/dev/null)
+    cpu_ms=$((cpu_ms + ${c:-0}))
     n=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
     [ -z "$n" ] && n=$(grep -oE '^#[0-9]+' "$log" | tail -1 | tr -d '#')
     execs=$((execs + ${n:-0}))
@@ -55,8 +59,9 @@ for t in "${targets[@]}"; do
     fi
   done
   rate=$((execs / (secs > 0 ? secs : 1)))
-  summary+=("$(printf '%-13s %12d execs %8d exec/s  cov %6s  ft %7s  new %6d  crashes %d' \
-    "$t" "$execs" "$rate" "$cov" "$ft" "$added" "$crashes")")
+  cpu_rate=$((execs * 1000 / (cpu_ms > 0 ? cpu_ms : 1)))
+  summary+=("$(printf '%-13s %11d execs %7d exec/s %7d exec/CPU-s  cov %5s  ft %6s  new %5d  crashes %d' \
+    "$t" "$execs" "$rate" "$cpu_rate" "$cov" "$ft" "$added" "$crashes")")
 done
 echo
 printf '%s\n' "${summary[@]}" | tee -a "$logs/summary.txt"

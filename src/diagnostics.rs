@@ -2,7 +2,7 @@
 
 use std::io::IsTerminal;
 
-use mlp_plan::{Code, Diagnostics, Style};
+use mlp_plan::{Code, Diagnostics, Plan, Style};
 
 use crate::exit::ExitStatus;
 
@@ -37,5 +37,12 @@ pub fn exit_status(d: &Diagnostics) -> ExitStatus {
         ExitStatus::Usage
     } else {
         ExitStatus::Failure
+    }
+}
+
+/// Print the plan's warnings (an input that does not exist, ...) on stderr, if any.
+pub fn warn(plan: &Plan) {
+    if !plan.warnings.is_empty() {
+        eprint!("{}", plan.warning_report().render(style()));
     }
 }

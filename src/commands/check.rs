@@ -1,4 +1,5 @@
-//! `mlp check`: parse and validate the pipeline, report every error at once.
+//! `mlp check`: parse and validate the pipeline, report every error at once; warnings
+//! (an input that does not exist) are shown, and the check still passes.
 
 use crate::cli::{CheckArgs, Cli};
 use crate::exit::ExitStatus;
@@ -13,11 +14,13 @@ pub fn check(cli: &Cli, args: &CheckArgs) -> ExitStatus {
         Ok(plan) => {
             let p = &plan.pipeline;
             if args.json {
+                let warnings = plan.warning_report().json_items();
                 outln!(
                     "{}",
-                    serde_json::json!({"errors": [], "pipeline": p.name, "stages": p.stages.len()})
+                    serde_json::json!({"errors": [], "warnings": warnings, "pipeline": p.name, "stages": p.stages.len()})
                 );
             } else {
+                crate::diagnostics::warn(&plan);
                 note!(
                     "ok: pipeline `{}`, {} stage{}",
                     p.name,

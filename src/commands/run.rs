@@ -53,6 +53,7 @@ pub fn run(cli: &Cli, a: &RunArgs) -> ExitStatus {
         Ok(p) => p,
         Err(status) => return status,
     };
+    crate::diagnostics::warn(&plan);
     let jobs = a.jobs.unwrap_or_else(default_jobs);
     if jobs == 0 {
         return ExitStatus::Usage.error("`-j 0`: give at least one job slot");

@@ -3,7 +3,8 @@
 //! 1. every ```` ```mlp ```` code block passes `mlp check`, in a temp dir where it is written
 //!    as `pipeline.mlp` next to the files that earlier blocks of the same chapter declare
 //!    (```` ```yaml,file=params.yaml ````). Blocks marked `mlp,error` (or `mlp,error=E0104`)
-//!    must fail `mlp check` (with that code); blocks marked `mlp,fragment` may only show
+//!    must fail `mlp check` (with that code); blocks marked `mlp,warning=E0170` must pass
+//!    it with that warning; blocks marked `mlp,fragment` may only show
 //!    part of a file, so they only need to be free of syntax errors and unknown keywords,
 //!    as they are or wrapped in a stage. A `set=KEY=VALUE` attribute passes `--set`.
 //!    `{{#include path}}` lines are expanded as mdBook does.
@@ -157,12 +158,14 @@ fn check_in_tempdir(
     let out = c.run();
     let codes = serde_json::from_str::<serde_json::Value>(out.stdout())
         .ok()
-        .and_then(|v| {
-            v["errors"].as_array().map(|a| {
-                a.iter()
-                    .filter_map(|e| e["code"].as_str().map(str::to_string))
-                    .collect()
-            })
+        .map(|v| {
+            // Errors and warnings alike: a warning never fails the check.
+            ["errors", "warnings"]
+                .iter()
+                .filter_map(|k| v[k].as_array())
+                .flatten()
+                .filter_map(|e| e["code"].as_str().map(str::to_string))
+                .collect()
         })
         .unwrap_or_default();
     (out, codes)
@@ -227,7 +230,16 @@ fn every_mlp_code_block_passes_check() {
                 }
             } else {
                 valid += 1;
-                let (out, _) = check_in_tempdir(&files, &b.body, &sets);
+                let (out, codes) = check_in_tempdir(&files, &b.body, &sets);
+                if let Some(code) = b.attrs.get("warning")
+                    && out.code() == 0
+                    && !codes.contains(code)
+                {
+                    failures.push(format!(
+                        "{place}: expected warning {code}, `mlp check` reported {codes:?}\n{}",
+                        b.body
+                    ));
+                }
                 if out.code() != 0 {
                     // Render the diagnostics for the failure message.
                     let ws = workspace(&files, &b.body);

@@ -196,3 +196,45 @@ fn hover_tells_the_state_from_the_workspace() {
     assert!(stale.contains("extra.txt"), "{stale}");
     assert!(hover("make {").contains("**fresh**"));
 }
+
+/// An input that does not exist is a Warning-severity diagnostic (E0170) at its string,
+/// with the did-you-mean; fixing the path in the editor clears it.
+#[test]
+fn a_missing_input_is_a_warning() {
+    let text = "stage train {\n  in \"src/trian.py\"\n  run \"python src/train.py\"\n}\n";
+    let ws = Workspace::new(text);
+    ws.write("src/train.py", "");
+    let file = std::fs::canonicalize(ws.path())
+        .unwrap()
+        .join("pipeline.mlp");
+    let uri = format!("file://{}", file.display());
+    let mut s = Stdio2::start();
+    s.request("initialize", json!({"capabilities": {}}));
+    s.notify("initialized", json!({}));
+    let published = |s: &mut Stdio2| -> Vec<Value> {
+        loop {
+            let m = s.recv();
+            if m["method"] == "textDocument/publishDiagnostics" && m["params"]["uri"] == uri {
+                return m["params"]["diagnostics"].as_array().cloned().unwrap();
+            }
+        }
+    };
+    s.notify(
+        "textDocument/didOpen",
+        json!({"textDocument": {"uri": uri, "languageId": "mlp", "version": 1, "text": text}}),
+    );
+    let d = published(&mut s);
+    assert_eq!(d.len(), 1, "{d:#?}");
+    assert_eq!(d[0]["severity"], 2, "Warning: {d:#?}");
+    assert_eq!(d[0]["code"], "E0170");
+    assert_eq!(d[0]["range"]["start"], json!({"line": 1, "character": 5}));
+    let msg = d[0]["message"].as_str().unwrap();
+    assert!(msg.contains("did you mean `src/train.py`?"), "{msg}");
+    let fixed = text.replace("trian", "train");
+    s.notify(
+        "textDocument/didChange",
+        json!({"textDocument": {"uri": uri, "version": 2}, "contentChanges": [{"text": fixed}]}),
+    );
+    assert_eq!(published(&mut s), Vec::<Value>::new());
+    s.stop();
+}

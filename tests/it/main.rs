@@ -23,6 +23,7 @@ mod grammar;
 mod import_dvc;
 mod init;
 mod lsp;
+mod missing_input;
 mod mlflow;
 mod processes;
 mod ray;

@@ -199,10 +199,7 @@ impl World {
         };
         let (plan, diags) = match mlp_plan::load(root, &opts) {
             Ok(plan) => {
-                let d = Diagnostics {
-                    sources: plan.sources.clone(),
-                    items: Vec::new(),
-                };
+                let d = plan.warning_report();
                 let plan = Arc::new(plan);
                 if let Some(prev) = self.good.insert(root.to_path_buf(), plan.clone()) {
                     std::thread::spawn(move || drop(prev));
@@ -318,7 +315,11 @@ fn to_lsp(
         }
         out.entry(path).or_default().push(Diagnostic {
             range,
-            severity: Some(DiagnosticSeverity::ERROR),
+            severity: Some(if d.is_warning() {
+                DiagnosticSeverity::WARNING
+            } else {
+                DiagnosticSeverity::ERROR
+            }),
             code: Some(NumberOrString::String(d.code.to_string())),
             source: Some("mlp".into()),
             message,

@@ -43,10 +43,20 @@ pub struct Label {
     pub primary: bool,
 }
 
+/// An error stops the plan; a warning is shown and the plan goes on (`mlp check` exits 0).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    #[default]
+    Error,
+    Warning,
+}
+
 /// A problem found in the pipeline's sources.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Diagnostic {
     pub code: &'static str,
+    pub severity: Severity,
     pub message: String,
     /// Index into the `SourceMap`; `None` for problems with no place in a file.
     pub file: Option<usize>,
@@ -59,6 +69,7 @@ impl Diagnostic {
     pub fn new(code: impl Into<&'static str>, message: impl Into<String>) -> Self {
         Diagnostic {
             code: code.into(),
+            severity: Severity::Error,
             message: message.into(),
             file: None,
             labels: Vec::new(),
@@ -87,6 +98,14 @@ impl Diagnostic {
     pub fn help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
         self
+    }
+    /// Make it a warning.
+    pub fn warning(mut self) -> Self {
+        self.severity = Severity::Warning;
+        self
+    }
+    pub fn is_warning(&self) -> bool {
+        self.severity == Severity::Warning
     }
 }
 
@@ -125,17 +144,34 @@ impl Diagnostics {
             let r = Rendered::new(d, &self.sources);
             let _ = fmt::Write::write_fmt(&mut out, format_args!("{}", Display(&*handler, &r)));
         }
-        let n = self.items.len();
-        if n > 1 {
-            out.push_str(&format!("{n} errors\n"));
+        let warnings = self.items.iter().filter(|d| d.is_warning()).count();
+        let errors = self.items.len() - warnings;
+        if errors > 1 {
+            out.push_str(&format!("{errors} errors\n"));
+        }
+        if warnings > 1 {
+            out.push_str(&format!("{warnings} warnings\n"));
         }
         out
     }
 
-    /// JSON for tools: one object per diagnostic, with line and column (1-based) of each label.
+    /// JSON for tools: `{"errors": [...]}`, and `"warnings": [...]` when there are any; one
+    /// object per diagnostic, with line and column (1-based) of each label.
     pub fn to_json(&self) -> serde_json::Value {
-        let items: Vec<serde_json::Value> = self
-            .items
+        let (warnings, errors): (Vec<_>, Vec<_>) = self
+            .json_items()
+            .into_iter()
+            .partition(|d| d["severity"] == "warning");
+        if warnings.is_empty() {
+            serde_json::json!({ "errors": errors })
+        } else {
+            serde_json::json!({ "errors": errors, "warnings": warnings })
+        }
+    }
+
+    /// Each diagnostic as a JSON object (what `to_json` lists).
+    pub fn json_items(&self) -> Vec<serde_json::Value> {
+        self.items
             .iter()
             .map(|d| {
                 let src = d.file.and_then(|f| self.sources.files.get(f));
@@ -153,15 +189,14 @@ impl Diagnostics {
                     .collect();
                 serde_json::json!({
                     "code": d.code,
-                    "severity": "error",
+                    "severity": d.severity,
                     "message": d.message,
                     "file": src.map(|s| s.name.clone()),
                     "labels": labels,
                     "help": d.help,
                 })
             })
-            .collect();
-        serde_json::json!({ "errors": items })
+            .collect()
     }
 }
 
@@ -201,6 +236,7 @@ impl fmt::Display for Display<'_> {
 #[derive(Debug)]
 struct Rendered {
     code: &'static str,
+    severity: Severity,
     message: String,
     help: Option<String>,
     labels: Vec<LabeledSpan>,
@@ -228,6 +264,7 @@ impl Rendered {
             .collect();
         Rendered {
             code: d.code,
+            severity: d.severity,
             message: d.message.clone(),
             help: d.help.clone(),
             labels,
@@ -281,6 +318,12 @@ impl std::error::Error for Rendered {}
 impl miette::Diagnostic for Rendered {
     fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
         Some(Box::new(self.code))
+    }
+    fn severity(&self) -> Option<miette::Severity> {
+        Some(match self.severity {
+            Severity::Error => miette::Severity::Error,
+            Severity::Warning => miette::Severity::Warning,
+        })
     }
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
         self.help

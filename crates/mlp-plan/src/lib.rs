@@ -14,7 +14,7 @@ mod shell;
 pub mod value;
 
 pub use codes::Code;
-pub use diag::{Diagnostic, Diagnostics, Style};
+pub use diag::{Diagnostic, Diagnostics, Severity, Style};
 pub use lower::{
     MAX_SOURCE_BYTES, Options, Plan, load, load_str, read_source_file, syntax_diagnostics,
 };

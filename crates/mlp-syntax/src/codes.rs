@@ -87,6 +87,7 @@ codes! {
     OverrideType = "E0144", "`--set KEY=VALUE` gives a value of another type than the params file's.";
     UnknownCacheMode = "E0145", "Unknown cache mode (not `copy` or `link`).";
     DuplicateCache = "E0146", "Two `cache` items at the top of the pipeline.";
+    MissingInput = "E0170", "A warning: an input path does not exist, and no stage writes it.";
 }
 
 impl Code {

@@ -10,7 +10,9 @@
 //! 5. `outputs`: every stage's outputs, before anything reads them, and the output index;
 //! 6. `stage`: each stage's items, with `interp` (strings), `command` (`run`, `fallback`)
 //!    and `conditions` (`check`, `gate`, `when`);
-//! 7. `order`: cycles and the topological order.
+//! 7. `order`: cycles and the topological order;
+//! 8. `inputs`: warnings for input paths that do not exist and that no stage writes
+//!    (only for a pipeline without errors: it stats files under the root).
 //!
 //! Each pass reads the tables the passes before it filled in and reports into the
 //! context's diagnostics.
@@ -31,6 +33,7 @@ mod command;
 mod conditions;
 mod executor;
 mod expand;
+mod inputs;
 mod interp;
 mod items;
 mod names;
@@ -58,6 +61,18 @@ pub struct Plan {
     /// The workspace root: the directory of the root `.mlp` file.
     pub root: PathBuf,
     pub sources: SourceMap,
+    /// Warnings (`Severity::Warning`), in `sources`: shown, but the plan stands.
+    pub warnings: Vec<Diagnostic>,
+}
+
+impl Plan {
+    /// The warnings with the sources they point into, to render or print as JSON.
+    pub fn warning_report(&self) -> Diagnostics {
+        Diagnostics {
+            sources: self.sources.clone(),
+            items: self.warnings.clone(),
+        }
+    }
 }
 
 /// Read, parse and validate the pipeline in `path` and everything it includes.
@@ -89,6 +104,7 @@ pub fn load(path: &Path, opts: &Options) -> Result<Plan, Diagnostics> {
         return Ok(Plan {
             pipeline,
             root,
+            warnings: l.warnings,
             sources: l.sources,
         });
     }
@@ -114,6 +130,7 @@ pub fn load_str(name: &str, text: &str, root: &Path, opts: &Options) -> Result<P
         Some(p) if l.n_errors() == 0 => Ok(Plan {
             pipeline: p,
             root: root.to_path_buf(),
+            warnings: l.warnings,
             sources: l.sources,
         }),
         _ => Err(l.finish_err()),
@@ -165,6 +182,11 @@ struct Lowerer {
     /// The span of each output's path, parallel to `outputs`.
     out_spans: Vec<Vec<Span>>,
     out_index: OutputIndex,
+    // Filled by `stage`: path inputs that no stage writes (file, span of the string,
+    // normalized path), for `inputs` to look for on disk.
+    unproduced: RefCell<Vec<(usize, Span, String)>>,
+    // Filled by `inputs`.
+    warnings: Vec<Diagnostic>,
 }
 
 /// A stage after `for` expansion, before resolution.
@@ -229,6 +251,8 @@ impl Lowerer {
             outputs: Vec::new(),
             out_spans: Vec::new(),
             out_index: OutputIndex::default(),
+            unproduced: RefCell::default(),
+            warnings: Vec::new(),
         }
     }
 
@@ -291,6 +315,7 @@ impl Lowerer {
             s.outputs = o;
         }
         let order = self.order(&stages)?;
+        self.warnings = self.missing_inputs(&stages);
         let mut sources = self.rel_names.clone();
         sources.truncate(files.len().max(1));
         sources.extend(top.params_sources);

@@ -134,7 +134,14 @@ impl Lowerer {
             });
         }
         // Every other stage whose output a glob or directory input covers.
-        for j in self.out_index.covered(&path, kind) {
+        let covered = self.out_index.covered(&path, kind);
+        if producer.is_none() && kind == InputKind::Path && covered.is_empty() {
+            // No stage writes it: `inputs` looks for it on disk.
+            self.unproduced
+                .borrow_mut()
+                .push((f, st.span, path.clone()));
+        }
+        for j in covered {
             if j != me && Some(j) != producer {
                 b.deps.push(Dep {
                     stage: j,

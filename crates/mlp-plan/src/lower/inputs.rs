@@ -1,0 +1,167 @@
+//! Pass 8, the inputs on disk: an input path that does not exist and that no stage writes
+//! is a warning (`E0170`), not an error (the data may be fetched before the run), with a
+//! "did you mean" over the files near it and the stages' outputs. Runs only on a pipeline
+//! without errors; globs are not checked (matching nothing yet is fine).
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::Path;
+
+use super::Lowerer;
+use crate::codes::Code;
+use crate::diag::Diagnostic;
+use crate::model::Stage;
+
+/// At most this many inputs get a warning of their own; the rest are counted in one more.
+const MAX_WARNINGS: usize = 20;
+/// At most this many names are read from the directories near one missing input.
+const MAX_NEARBY: usize = 4096;
+
+impl Lowerer {
+    pub(super) fn missing_inputs(&self, stages: &[Stage]) -> Vec<Diagnostic> {
+        let unproduced = std::mem::take(&mut *self.unproduced.borrow_mut());
+        let mut seen = HashSet::new();
+        let mut missing = Vec::new();
+        for (file, span, path) in unproduced {
+            if !seen.insert((file, span, path.clone())) {
+                continue;
+            }
+            if !self.root.join(&path).exists() {
+                missing.push((file, span, path));
+            }
+        }
+        let outputs: Vec<&str> = stages
+            .iter()
+            .flat_map(|s| s.outputs.iter().map(|o| o.path.as_str()))
+            .collect();
+        let mut listings = HashMap::new();
+        let mut out: Vec<Diagnostic> = missing
+            .iter()
+            .take(MAX_WARNINGS)
+            .map(|(file, span, path)| {
+                let near = nearby(&self.root, path, &mut listings);
+                let guess = closest(path, near.iter().map(String::as_str).chain(outputs.iter().copied()));
+                let help = match guess {
+                    Some(g) => format!("did you mean `{g}`?"),
+                    None => "fix the path, or make sure the file is there before `mlp run` (a stage that reads a missing input fails)".to_string(),
+                };
+                Diagnostic::new(
+                    Code::MissingInput,
+                    format!("input `{path}` does not exist, and no stage writes it"),
+                )
+                .warning()
+                .at(*file, *span, "not found")
+                .help(help)
+            })
+            .collect();
+        if missing.len() > MAX_WARNINGS {
+            let more = missing.len() - MAX_WARNINGS;
+            out.push(
+                Diagnostic::new(
+                    Code::MissingInput,
+                    format!("{more} more inputs do not exist, and no stage writes them"),
+                )
+                .warning()
+                .help("`mlp check --json` lists the first ones; fetch or create them before `mlp run`"),
+            );
+        }
+        out
+    }
+}
+
+/// The paths (workspace-relative, as inputs are written) near `path`: everything under the
+/// deepest directory of `path` that exists, down to the depth of `path`. Listings are
+/// kept in `cache` by directory, for pipelines with many missing inputs in one place.
+fn nearby(
+    root: &Path,
+    path: &str,
+    cache: &mut HashMap<(String, usize), Vec<String>>,
+) -> Vec<String> {
+    let parts: Vec<&str> = path.split('/').collect();
+    let mut k = parts.len() - 1;
+    while k > 0 && !root.join(parts[..k].join("/")).is_dir() {
+        k -= 1;
+    }
+    let base = parts[..k].join("/");
+    let depth = parts.len() - k;
+    cache
+        .entry((base.clone(), depth))
+        .or_insert_with(|| {
+            let mut found = BTreeSet::new();
+            walk(root, &base, depth, &mut found);
+            found.into_iter().collect()
+        })
+        .clone()
+}
+
+fn walk(root: &Path, dir: &str, depth: usize, out: &mut BTreeSet<String>) {
+    if depth == 0 || out.len() >= MAX_NEARBY {
+        return;
+    }
+    let Ok(rd) = std::fs::read_dir(root.join(dir)) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name == ".mlp" || name == ".git" {
+            continue;
+        }
+        let rel = if dir.is_empty() {
+            name
+        } else {
+            format!("{dir}/{name}")
+        };
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            walk(root, &rel, depth - 1, out);
+        }
+        out.insert(rel);
+        if out.len() >= MAX_NEARBY {
+            return;
+        }
+    }
+}
+
+/// The candidate closest to `path` by edit distance (transpositions count one), if close
+/// enough to be a typo: a quarter of the path's length, at least 1, at most 3 edits.
+fn closest<'a>(path: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let limit = (path.chars().count() / 4).clamp(1, 3);
+    let mut best: Option<(usize, &str)> = None;
+    for c in candidates {
+        if c == path {
+            continue;
+        }
+        let d = strsim::damerau_levenshtein(path, c);
+        if d <= limit && best.is_none_or(|(b, bc)| d < b || (d == b && c < bc)) {
+            best = Some((d, c));
+        }
+    }
+    best.map(|(_, c)| c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn closest_finds_a_typo_and_nothing_far() {
+        let c = ["src/train.py", "src/utils.py", "data/raw.csv"];
+        assert_eq!(closest("src/trian.py", c.into_iter()), Some("src/train.py"));
+        assert_eq!(closest("data/raw.cvs", c.into_iter()), Some("data/raw.csv"));
+        assert_eq!(closest("src/model.py", c.into_iter()), None);
+        assert_eq!(closest("a", ["b"].into_iter()), Some("b"));
+    }
+
+    #[test]
+    fn nearby_lists_the_deepest_existing_directory() {
+        let dir = std::env::temp_dir().join(format!("mlp-inputs-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("src/deep")).unwrap();
+        std::fs::write(dir.join("src/train.py"), "").unwrap();
+        std::fs::write(dir.join("src/deep/x.py"), "").unwrap();
+        let mut cache = HashMap::new();
+        let n = nearby(&dir, "src/trian.py", &mut cache);
+        assert_eq!(n, vec!["src/deep", "src/train.py"]);
+        let n = nearby(&dir, "scr/train.py", &mut cache);
+        assert!(n.contains(&"src/train.py".to_string()), "{n:?}");
+        assert!(!n.contains(&"src/deep/x.py".to_string()), "{n:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
