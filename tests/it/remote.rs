@@ -502,3 +502,61 @@ fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
         }
     }
 }
+
+#[test]
+fn pipeline_item_pulls_by_default_and_flags_win() {
+    let remote = Remote::dir();
+    let a = pushed(&remote);
+    let with_item = format!(
+        "remote \"{}\" {{ pull = true }}\n\n{PIPELINE}",
+        remote.url()
+    );
+    // The item alone: `mlp run` pulls.
+    let b = clone_of(&a);
+    b.write("pipeline.mlp", &with_item);
+    let r = b
+        .command(&["run", "--json"])
+        .env_remove("MLP_REMOTE")
+        .run()
+        .events();
+    r.assert_ok();
+    assert!(r.ran().is_empty(), "ran {:?}", r.ran());
+    // --no-pull: it runs.
+    let c = clone_of(&a);
+    c.write("pipeline.mlp", &with_item);
+    let r = c
+        .command(&["run", "--json", "--no-pull"])
+        .env_remove("MLP_REMOTE")
+        .run()
+        .events();
+    r.assert_ok();
+    assert_eq!(r.ran(), names(&["count", "gen"]));
+    // MLP_REMOTE beats the item; --remote beats MLP_REMOTE.
+    let empty = tempfile::tempdir().unwrap();
+    let d = clone_of(&a);
+    d.write("pipeline.mlp", &with_item);
+    let r = d
+        .command(&["run", "--json"])
+        .env("MLP_REMOTE", &empty.path().display().to_string())
+        .run()
+        .events();
+    r.assert_ok();
+    assert_eq!(r.ran(), names(&["count", "gen"]));
+    let e = clone_of(&a);
+    e.write("pipeline.mlp", &with_item);
+    let r = e
+        .command(&["run", "--json", "--remote", &remote.url()])
+        .env("MLP_REMOTE", &empty.path().display().to_string())
+        .run()
+        .events();
+    r.assert_ok();
+    assert!(r.ran().is_empty(), "ran {:?}", r.ran());
+    // A run with nothing stale never opens the remote, even a broken one.
+    let r = b
+        .command(&["run", "--json", "--pull", "--remote", "s3://mlp-test/x"])
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .run()
+        .events();
+    r.assert_ok();
+}

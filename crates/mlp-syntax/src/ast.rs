@@ -82,6 +82,8 @@ pub enum ItemKind {
     Executor(Executor),
     /// `tracking mlflow { uri = "http://..." }`: where runs are exported.
     Tracking(Tracking),
+    /// `remote "s3://bucket/cache" { pull = true }`: the team remote.
+    Remote(Remote),
     /// A line that starts with a word that is no keyword.
     Unknown(Spanned<String>),
 }
@@ -92,6 +94,15 @@ pub enum ItemKind {
 pub struct Tracking {
     /// `mlflow` (checked when the pipeline is planned).
     pub name: Spanned<String>,
+    /// `None` without a block; `Some` (maybe empty) with `{ ... }`.
+    pub settings: Option<Vec<Setting>>,
+}
+
+/// `remote "URL"` with an optional block of settings: `remote "/shared/cache" { pull = true }`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Remote {
+    /// A directory, `file://PATH` or `s3://BUCKET/PREFIX` (checked when planned).
+    pub url: Str,
     /// `None` without a block; `Some` (maybe empty) with `{ ... }`.
     pub settings: Option<Vec<Setting>>,
 }

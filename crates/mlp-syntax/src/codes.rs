@@ -85,6 +85,9 @@ codes! {
     DuplicateTracking = "E0142", "Two `tracking` items in the pipeline.";
     RaySetting = "E0143", "A malformed value of an `executor ray` setting.";
     OverrideType = "E0144", "`--set KEY=VALUE` gives a value of another type than the params file's.";
+    RemoteUrl = "E0180", "A `remote` URL that is not a directory, `file://` or `s3://bucket/prefix` URL, or that holds credentials.";
+    RemoteSetting = "E0181", "A `remote` setting that is unknown, given twice, or not `true`/`false`.";
+    DuplicateRemote = "E0182", "Two `remote` items in the pipeline.";
 }
 
 impl Code {

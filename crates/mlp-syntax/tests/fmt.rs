@@ -159,6 +159,18 @@ fn z_item(i: &mut Item) {
             t.name = e.name;
             t.settings = e.settings;
         }
+        ItemKind::Remote(r) => {
+            z_str(&mut r.url);
+            let mut e = Executor {
+                name: Spanned {
+                    node: String::new(),
+                    span: Span::new(0, 0),
+                },
+                settings: r.settings.clone(),
+            };
+            z_executor(&mut e);
+            r.settings = e.settings;
+        }
         ItemKind::Unknown(w) => z(w),
     }
 }

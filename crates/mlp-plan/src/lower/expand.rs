@@ -74,6 +74,7 @@ impl Lowerer {
                 ast::ItemKind::Pipeline(_)
                 | ast::ItemKind::Executor(_)
                 | ast::ItemKind::Tracking(_)
+                | ast::ItemKind::Remote(_)
                 | ast::ItemKind::ParamsFiles(_)
                 | ast::ItemKind::Param { .. }
                 | ast::ItemKind::Env(_)

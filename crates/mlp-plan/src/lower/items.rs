@@ -8,7 +8,7 @@ use mlp_syntax::ast;
 use super::{Lowerer, Options, Scope};
 use crate::codes::Code;
 use crate::diag::{Diagnostic, did_you_mean};
-use crate::model::{Executor, Tracking};
+use crate::model::{Executor, RemoteItem, Tracking};
 use crate::value::Value;
 
 /// What the top-level items give besides the context's params, env and executor.
@@ -21,6 +21,8 @@ pub(super) struct Top {
     pub(super) overrides: Vec<(String, Value)>,
     /// The `tracking` item, checked.
     pub(super) tracking: Option<Tracking>,
+    /// The `remote` item, checked.
+    pub(super) remote: Option<RemoteItem>,
 }
 
 /// The items that wait until every params file is read.
@@ -30,6 +32,7 @@ struct Later<'f> {
     env: Vec<(usize, &'f Vec<ast::EnvPair>)>,
     executors: Vec<(usize, &'f ast::Executor)>,
     tracking: Vec<(usize, &'f ast::Tracking)>,
+    remote: Vec<(usize, &'f ast::Remote)>,
 }
 
 impl Lowerer {
@@ -57,6 +60,7 @@ impl Lowerer {
                     ast::ItemKind::Env(pairs) => later.env.push((*fid, pairs)),
                     ast::ItemKind::Executor(e) => later.executors.push((*fid, e)),
                     ast::ItemKind::Tracking(t) => later.tracking.push((*fid, t)),
+                    ast::ItemKind::Remote(r) => later.remote.push((*fid, r)),
                     ast::ItemKind::Unknown(w) => self.unknown_top_keyword(*fid, w),
                     _ => {}
                 }
@@ -75,11 +79,13 @@ impl Lowerer {
         }
         self.pipeline_executor(&later.executors);
         let tracking = self.tracking(&later.tracking);
+        let remote = self.remote(&later.remote);
         Top {
             name,
             params_sources,
             overrides,
             tracking,
+            remote,
         }
     }
 
@@ -92,9 +98,16 @@ impl Lowerer {
             format!("unknown keyword `{}`", w.node),
         )
         .at(fid, w.span, "not a keyword");
+        if w.node == "remote" {
+            // Not reserved (a stage may be called `remote`): pest read a `remote` item
+            // without its quoted URL as an unknown word.
+            d = d.help("a `remote` item takes a quoted URL: `remote \"s3://bucket/prefix\"`");
+            self.err(d);
+            return;
+        }
         d = d.help(match did_you_mean(&w.node, ast::TOP_KEYWORDS.iter().copied()) {
             Some(m) => m,
-            None => "a file holds `pipeline`, `params`, `param`, `env`, `executor`, `tracking`, `stage`, `for` and `include` items".into(),
+            None => "a file holds `pipeline`, `params`, `param`, `env`, `executor`, `tracking`, `remote`, `stage`, `for` and `include` items".into(),
         });
         self.err(d);
     }

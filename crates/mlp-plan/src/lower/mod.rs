@@ -36,6 +36,7 @@ mod names;
 mod order;
 mod outputs;
 mod ray;
+mod remote;
 mod sources;
 mod stage;
 mod tracking;
@@ -298,7 +299,7 @@ impl Lowerer {
             stages,
             order,
             tracking: top.tracking,
-            remote: None,
+            remote: top.remote,
         })
     }
 }
