@@ -342,16 +342,27 @@ fn s3_secret_is_written_nowhere() {
             );
         }
     }
-    // And on the remote: every object under the prefix (moto serves unsigned reads).
+    // And on the remote: every object under the prefix, read with signed requests.
     let Remote::S3 { endpoint, prefix } = &remote else {
         unreachable!()
     };
+    use rusty_s3::S3Action as _;
+    let bucket = rusty_s3::Bucket::new(
+        endpoint.parse().unwrap(),
+        rusty_s3::UrlStyle::Path,
+        BUCKET,
+        "us-east-1",
+    )
+    .unwrap();
+    let creds = rusty_s3::Credentials::new("mlptestkey", SECRET);
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(30)))
         .build()
         .into();
+    let mut list_action = bucket.list_objects_v2(Some(&creds));
+    list_action.with_prefix(format!("{prefix}/"));
     let list = agent
-        .get(format!("{endpoint}/{BUCKET}?list-type=2&prefix={prefix}/"))
+        .get(list_action.sign(Duration::from_secs(600)).as_str())
         .call()
         .expect("list")
         .body_mut()
@@ -364,8 +375,11 @@ fn s3_secret_is_written_nowhere() {
         .collect();
     assert!(keys.len() > 3, "{list}");
     for k in keys {
+        let url = bucket
+            .get_object(Some(&creds), k)
+            .sign(Duration::from_secs(600));
         let body = agent
-            .get(format!("{endpoint}/{BUCKET}/{k}"))
+            .get(url.as_str())
             .call()
             .expect("get")
             .body_mut()
