@@ -34,7 +34,7 @@ fn pull_inner(cli: &Cli, a: &PullArgs) -> Result<ExitStatus, ExitStatus> {
         targets: a.stages.clone(),
         jobs,
         pipeline_file: name,
-        remote: Some(Arc::new(Puller { remote: rem, jobs })),
+        remote: Some(Arc::new(Puller::new(rem, jobs))),
         pull_only: true,
         ..RunOptions::default()
     };

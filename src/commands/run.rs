@@ -62,11 +62,15 @@ pub fn run(cli: &Cli, a: &RunArgs) -> ExitStatus {
     // asked only for a stale stage the local run-cache misses.
     let pull = !a.no_pull && !a.dry_run && (a.pull || remote::pull_by_default(&plan.pipeline));
     let remote_cache: Option<Arc<dyn RemoteCache>> = if pull {
-        let jobs = remote::DEFAULT_JOBS;
-        match remote::open(a.remote.as_deref(), Some(&plan.pipeline), &ws.root, jobs) {
-            Ok(r) => Some(Arc::new(Puller { remote: r, jobs })),
-            Err(status) => return status,
+        let Some(url) = remote::url(a.remote.as_deref(), Some(&plan.pipeline)) else {
+            return ExitStatus::Usage.error(
+                "`--pull` without a remote: pass `--remote URL`, set MLP_REMOTE, or add `remote \"URL\"` to the pipeline",
+            );
+        };
+        if let Err(e) = mlp_plan::remote_url::parse(&url) {
+            return ExitStatus::Usage.error(format!("remote `{url}`: {e}"));
         }
+        Some(Arc::new(Puller::lazy(&url, &ws.root, remote::DEFAULT_JOBS)))
     } else {
         None
     };

@@ -342,16 +342,27 @@ fn s3_secret_is_written_nowhere() {
             );
         }
     }
-    // And on the remote: every object under the prefix (moto serves unsigned reads).
+    // And on the remote: every object under the prefix, read with signed requests.
     let Remote::S3 { endpoint, prefix } = &remote else {
         unreachable!()
     };
+    use rusty_s3::S3Action as _;
+    let bucket = rusty_s3::Bucket::new(
+        endpoint.parse().unwrap(),
+        rusty_s3::UrlStyle::Path,
+        BUCKET,
+        "us-east-1",
+    )
+    .unwrap();
+    let creds = rusty_s3::Credentials::new("mlptestkey", SECRET);
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(30)))
         .build()
         .into();
+    let mut list_action = bucket.list_objects_v2(Some(&creds));
+    list_action.with_prefix(format!("{prefix}/"));
     let list = agent
-        .get(format!("{endpoint}/{BUCKET}?list-type=2&prefix={prefix}/"))
+        .get(list_action.sign(Duration::from_secs(600)).as_str())
         .call()
         .expect("list")
         .body_mut()
@@ -364,8 +375,11 @@ fn s3_secret_is_written_nowhere() {
         .collect();
     assert!(keys.len() > 3, "{list}");
     for k in keys {
+        let url = bucket
+            .get_object(Some(&creds), k)
+            .sign(Duration::from_secs(600));
         let body = agent
-            .get(format!("{endpoint}/{BUCKET}/{k}"))
+            .get(url.as_str())
             .call()
             .expect("get")
             .body_mut()
@@ -501,4 +515,62 @@ fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
             out.push(p);
         }
     }
+}
+
+#[test]
+fn pipeline_item_pulls_by_default_and_flags_win() {
+    let remote = Remote::dir();
+    let a = pushed(&remote);
+    let with_item = format!(
+        "remote \"{}\" {{ pull = true }}\n\n{PIPELINE}",
+        remote.url()
+    );
+    // The item alone: `mlp run` pulls.
+    let b = clone_of(&a);
+    b.write("pipeline.mlp", &with_item);
+    let r = b
+        .command(&["run", "--json"])
+        .env_remove("MLP_REMOTE")
+        .run()
+        .events();
+    r.assert_ok();
+    assert!(r.ran().is_empty(), "ran {:?}", r.ran());
+    // --no-pull: it runs.
+    let c = clone_of(&a);
+    c.write("pipeline.mlp", &with_item);
+    let r = c
+        .command(&["run", "--json", "--no-pull"])
+        .env_remove("MLP_REMOTE")
+        .run()
+        .events();
+    r.assert_ok();
+    assert_eq!(r.ran(), names(&["count", "gen"]));
+    // MLP_REMOTE beats the item; --remote beats MLP_REMOTE.
+    let empty = tempfile::tempdir().unwrap();
+    let d = clone_of(&a);
+    d.write("pipeline.mlp", &with_item);
+    let r = d
+        .command(&["run", "--json"])
+        .env("MLP_REMOTE", &empty.path().display().to_string())
+        .run()
+        .events();
+    r.assert_ok();
+    assert_eq!(r.ran(), names(&["count", "gen"]));
+    let e = clone_of(&a);
+    e.write("pipeline.mlp", &with_item);
+    let r = e
+        .command(&["run", "--json", "--remote", &remote.url()])
+        .env("MLP_REMOTE", &empty.path().display().to_string())
+        .run()
+        .events();
+    r.assert_ok();
+    assert!(r.ran().is_empty(), "ran {:?}", r.ran());
+    // A run with nothing stale never opens the remote, even a broken one.
+    let r = b
+        .command(&["run", "--json", "--pull", "--remote", "s3://mlp-test/x"])
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .run()
+        .events();
+    r.assert_ok();
 }

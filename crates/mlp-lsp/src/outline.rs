@@ -192,6 +192,16 @@ fn items(list: &[Item], ix: &LineIndex, text: &str) -> Vec<DocumentSymbol> {
                     Vec::new(),
                 ));
             }
+            ItemKind::Remote(rm) => {
+                out.push(symbol(
+                    format!("remote {}", rm.url.as_plain().unwrap_or_default()),
+                    None,
+                    SymbolKind::OBJECT,
+                    r,
+                    ix.range(rm.url.span),
+                    Vec::new(),
+                ));
+            }
             ItemKind::ParamsFiles(_) | ItemKind::Unknown(_) => {}
         }
     }

@@ -10,6 +10,7 @@ mod lower;
 pub mod model;
 mod params;
 pub mod paths;
+pub mod remote_url;
 mod shell;
 pub mod value;
 

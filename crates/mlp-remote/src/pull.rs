@@ -6,7 +6,8 @@
 //! [`Puller`] is the engine's [`RemoteCache`]: `mlp run --pull` and `mlp pull` ask it for
 //! a stale stage's identity after the local run-cache missed.
 
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use mlp_engine::cache::{CacheError, ObjectCache};
 use mlp_engine::hash::{Digest, manifest_digest, parse_hex};
@@ -19,13 +20,52 @@ use crate::{Remote, RemoteError};
 /// Fetches from one remote into a local cache.
 #[derive(Debug)]
 pub struct Puller {
-    pub remote: Arc<dyn Remote>,
-    pub jobs: usize,
+    remote: OnceLock<Arc<dyn Remote>>,
+    /// `mlp run --pull`: the URL and the workspace root, opened at the first fetch, so a
+    /// run with nothing stale never even reads the credentials.
+    lazy: Option<(String, PathBuf)>,
+    jobs: usize,
 }
 
 impl Puller {
+    /// A puller from a remote already open (`mlp pull`).
+    pub fn new(remote: Arc<dyn Remote>, jobs: usize) -> Self {
+        let cell = OnceLock::new();
+        let _ = cell.set(remote);
+        Puller {
+            remote: cell,
+            lazy: None,
+            jobs,
+        }
+    }
+
+    /// A puller that opens `url` (relative to `base`) when first asked.
+    pub fn lazy(url: &str, base: &Path, jobs: usize) -> Self {
+        Puller {
+            remote: OnceLock::new(),
+            lazy: Some((url.to_string(), base.to_path_buf())),
+            jobs,
+        }
+    }
+
+    fn remote(&self) -> Result<&Arc<dyn Remote>, RemoteError> {
+        if let Some(r) = self.remote.get() {
+            return Ok(r);
+        }
+        let Some((url, base)) = &self.lazy else {
+            return Err(RemoteError::new("?", "?", "no remote"));
+        };
+        let r = crate::open(url, base, self.jobs)?;
+        r.check(false)?;
+        Ok(self.remote.get_or_init(|| r))
+    }
+
     fn url(&self) -> &str {
-        self.remote.url()
+        match (self.remote.get(), &self.lazy) {
+            (Some(r), _) => r.url(),
+            (None, Some((u, _))) => u,
+            (None, None) => "?",
+        }
     }
 
     fn corrupt(&self, key: &str) -> RemoteError {
@@ -61,7 +101,7 @@ impl Puller {
         cache: &ObjectCache,
     ) -> Result<Option<StageRecord>, RemoteError> {
         let key = layout::runcache(identity);
-        let Some(bytes) = self.remote.get(&key)? else {
+        let Some(bytes) = self.remote()?.get(&key)? else {
             return Ok(None);
         };
         let rec: StageRecord = serde_json::from_slice(&bytes).map_err(|_| self.corrupt(&key))?;
@@ -96,7 +136,7 @@ impl Puller {
         }
         let key = layout::object(d);
         let tmp = cache.temp_path();
-        if !self.remote.get_to_file(&key, &tmp)? {
+        if !self.remote()?.get_to_file(&key, &tmp)? {
             return Err(self.incomplete(&key));
         }
         cache
@@ -115,7 +155,7 @@ impl Puller {
         }
         let key = layout::dir(d);
         let bytes = self
-            .remote
+            .remote()?
             .get(&key)?
             .ok_or_else(|| self.incomplete(&key))?;
         let entry: DirEntry = serde_json::from_slice(&bytes).map_err(|_| self.corrupt(&key))?;
@@ -151,7 +191,10 @@ impl Puller {
             Work::Pack(i) => {
                 let name = entry.packs.get(*i).ok_or_else(|| self.corrupt(&key))?;
                 let pk = layout::pack(name);
-                let bytes = self.remote.get(&pk)?.ok_or_else(|| self.incomplete(&pk))?;
+                let bytes = self
+                    .remote()?
+                    .get(&pk)?
+                    .ok_or_else(|| self.incomplete(&pk))?;
                 if blake3::hash(&bytes).as_bytes() != name {
                     return Err(self.corrupt(&pk));
                 }

@@ -1,71 +1,13 @@
-//! Remote URLs: a path or `file://PATH` (a directory remote), `s3://BUCKET/PREFIX`.
+//! Opening a remote by its URL (parsed by `mlp_plan::remote_url`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
+
+pub use mlp_plan::remote_url::{RemoteUrl, parse};
 
 use crate::dir::DirRemote;
 use crate::s3::S3Remote;
 use crate::{Remote, RemoteError};
-
-/// A parsed remote URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RemoteUrl {
-    /// A directory (absolute, or relative to the workspace root).
-    Dir(PathBuf),
-    /// A bucket and a key prefix (empty, or ending in `/`).
-    S3 { bucket: String, prefix: String },
-}
-
-/// Parses a remote URL; the error says what is wrong and how to write it.
-pub fn parse(url: &str) -> Result<RemoteUrl, String> {
-    let url = url.trim();
-    if url.is_empty() {
-        return Err("the remote URL is empty; give a directory or `s3://bucket/prefix`".into());
-    }
-    if let Some(rest) = url.strip_prefix("s3://") {
-        let (authority, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        if authority.contains('@') || authority.contains(':') {
-            return Err(
-                "a remote URL must not hold credentials; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY instead"
-                    .into(),
-            );
-        }
-        let ok = (3..=63).contains(&authority.len())
-            && authority
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
-        if !ok {
-            return Err(format!(
-                "`{authority}` is not an S3 bucket name (3 to 63 lowercase letters, digits, `.` and `-`)"
-            ));
-        }
-        let prefix = prefix.trim_matches('/');
-        if prefix.split('/').any(|p| p == "." || p == "..") {
-            return Err("an S3 prefix must not contain `.` or `..` parts".into());
-        }
-        let prefix = if prefix.is_empty() {
-            String::new()
-        } else {
-            format!("{prefix}/")
-        };
-        return Ok(RemoteUrl::S3 {
-            bucket: authority.to_string(),
-            prefix,
-        });
-    }
-    if let Some(rest) = url.strip_prefix("file://") {
-        if !rest.starts_with('/') {
-            return Err("a `file://` URL takes an absolute path: `file:///path/to/dir`".into());
-        }
-        return Ok(RemoteUrl::Dir(PathBuf::from(rest)));
-    }
-    if let Some((scheme, _)) = url.split_once("://") {
-        return Err(format!(
-            "remotes of kind `{scheme}://` are not supported; use a directory or `s3://bucket/prefix`"
-        ));
-    }
-    Ok(RemoteUrl::Dir(PathBuf::from(url)))
-}
 
 /// Opens the remote at `url`; a relative directory is taken from `base` (the workspace
 /// root). `jobs`: how many requests may be in flight at once (multipart parts).
@@ -80,41 +22,4 @@ pub fn open(url: &str, base: &Path, jobs: usize) -> Result<Arc<dyn Remote>, Remo
             Arc::new(S3Remote::from_env(url, &bucket, &prefix, jobs)?)
         }
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls() {
-        assert_eq!(
-            parse("s3://my-bucket/team/cache/").unwrap(),
-            RemoteUrl::S3 {
-                bucket: "my-bucket".into(),
-                prefix: "team/cache/".into()
-            }
-        );
-        assert_eq!(
-            parse("s3://my-bucket").unwrap(),
-            RemoteUrl::S3 {
-                bucket: "my-bucket".into(),
-                prefix: String::new()
-            }
-        );
-        assert_eq!(
-            parse("file:///srv/c").unwrap(),
-            RemoteUrl::Dir("/srv/c".into())
-        );
-        assert_eq!(parse("../c").unwrap(), RemoteUrl::Dir("../c".into()));
-        assert!(
-            parse("s3://AKIA:secret@bucket/x")
-                .unwrap_err()
-                .contains("credentials")
-        );
-        assert!(parse("s3://Bad_Bucket").is_err());
-        assert!(parse("gs://b/x").unwrap_err().contains("not supported"));
-        assert!(parse("file://host/x").is_err());
-        assert!(parse("").is_err());
-    }
 }

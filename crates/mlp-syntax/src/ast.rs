@@ -85,6 +85,8 @@ pub enum ItemKind {
     /// `cache copy` or `cache link`: how outputs are stored and restored (the mode is
     /// checked when the pipeline is planned).
     Cache(Spanned<String>),
+    /// `remote "s3://bucket/cache" { pull = true }`: the team remote.
+    Remote(Remote),
     /// A line that starts with a word that is no keyword.
     Unknown(Spanned<String>),
 }
@@ -95,6 +97,15 @@ pub enum ItemKind {
 pub struct Tracking {
     /// `mlflow` (checked when the pipeline is planned).
     pub name: Spanned<String>,
+    /// `None` without a block; `Some` (maybe empty) with `{ ... }`.
+    pub settings: Option<Vec<Setting>>,
+}
+
+/// `remote "URL"` with an optional block of settings: `remote "/shared/cache" { pull = true }`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Remote {
+    /// A directory, `file://PATH` or `s3://BUCKET/PREFIX` (checked when planned).
+    pub url: Str,
     /// `None` without a block; `Some` (maybe empty) with `{ ... }`.
     pub settings: Option<Vec<Setting>>,
 }

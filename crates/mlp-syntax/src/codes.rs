@@ -88,6 +88,9 @@ codes! {
     UnknownCacheMode = "E0145", "Unknown cache mode (not `copy` or `link`).";
     DuplicateCache = "E0146", "Two `cache` items at the top of the pipeline.";
     MissingInput = "E0170", "A warning: an input path does not exist, and no stage writes it.";
+    RemoteUrl = "E0180", "A `remote` URL that is not a directory, `file://` or `s3://bucket/prefix` URL, or that holds credentials.";
+    RemoteSetting = "E0181", "A `remote` setting that is unknown, given twice, or not `true`/`false`.";
+    DuplicateRemote = "E0182", "Two `remote` items in the pipeline.";
 }
 
 impl Code {

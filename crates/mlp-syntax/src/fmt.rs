@@ -200,6 +200,16 @@ impl Builder<'_> {
                     None => format!("tracking {}", t.name.node),
                 }
             }
+            ItemKind::Remote(r) => {
+                let head = Spanned {
+                    node: string(&r.url),
+                    span: r.url.span,
+                };
+                match self.settings_block(item.span, "remote", &head, &r.settings) {
+                    Some(block) => return block,
+                    None => format!("remote {}", head.node),
+                }
+            }
             ItemKind::Stage(stage) => {
                 let header = self.header(item.span.start, stage.name.span().end);
                 let width = stage

@@ -114,6 +114,16 @@ fn tricky_corners_parse_alike() {
         "stage cache { in cache, cache.x out cache = \"c\" run \"${out.cache}\" }",
         "stage a { cache link cache copy }",
         "param cache = 1\nstage a { params cache }",
+        "remote \"s3://bucket/cache\" { pull = true }\nstage a { run \"r\" }",
+        "remote \"/shared/cache\"",
+        "remote \"/shared/cache\" # c\n { } stage a { run \"r\" }",
+        "remote \"x\" { pull = 5 y = 2h }",
+        "remote { }",
+        "remote x",
+        "remote \"x\" { pull }",
+        "stage remote { run \"r\" }",
+        "stage a { in remote.d run \"r\" }",
+        "remote \"${params.cache}\" { pull = false }",
         "executor ray { address = \"http://127.0.0.1:8265\" resources = [\"node1=1\", \"gpu\"] env_vars = [\"A=${params.a}\"] pending_timeout = 10m }",
         "executor ray stage a { executor ray { metadata = [\"team=ml\"] pip = [] runtime_env = \"{\\\"conda\\\": 1}\" } run \"r\" }",
         "stage a {\n  executor ray { resources = [\"node2\"] }\n  timeout 3s\n  out \"x\"\n  run \"sleep 300; touch x\"\n}\n",
@@ -149,10 +159,14 @@ fn tricky_corners_parse_alike() {
     // What pest reads and the fast parser leaves to it, and why: only a misspelt keyword.
     assert_eq!(
         left,
-        [(
-            "stage a { foo }",
-            "unknown stage item keyword at byte 10".to_string()
-        )]
+        [
+            // `remote` is not reserved: without its URL, pest reads an unknown word.
+            ("remote x", "string at byte 7".to_string()),
+            (
+                "stage a { foo }",
+                "unknown stage item keyword at byte 10".to_string()
+            )
+        ]
     );
 }
 

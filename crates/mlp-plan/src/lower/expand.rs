@@ -75,6 +75,7 @@ impl Lowerer {
                 | ast::ItemKind::Executor(_)
                 | ast::ItemKind::Tracking(_)
                 | ast::ItemKind::Cache(_)
+                | ast::ItemKind::Remote(_)
                 | ast::ItemKind::ParamsFiles(_)
                 | ast::ItemKind::Param { .. }
                 | ast::ItemKind::Env(_)

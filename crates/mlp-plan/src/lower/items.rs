@@ -8,7 +8,7 @@ use mlp_syntax::ast;
 use super::{Lowerer, Options, Scope};
 use crate::codes::Code;
 use crate::diag::{Diagnostic, did_you_mean};
-use crate::model::{Executor, Tracking};
+use crate::model::{Executor, RemoteItem, Tracking};
 use crate::value::Value;
 
 /// What the top-level items give besides the context's params, env and executor.
@@ -21,6 +21,8 @@ pub(super) struct Top {
     pub(super) overrides: Vec<(String, Value)>,
     /// The `tracking` item, checked.
     pub(super) tracking: Option<Tracking>,
+    /// The `remote` item, checked.
+    pub(super) remote: Option<RemoteItem>,
 }
 
 /// The items that wait until every params file is read.
@@ -31,6 +33,7 @@ struct Later<'f> {
     executors: Vec<(usize, &'f ast::Executor)>,
     tracking: Vec<(usize, &'f ast::Tracking)>,
     cache: Vec<(usize, &'f ast::Spanned<String>)>,
+    remote: Vec<(usize, &'f ast::Remote)>,
 }
 
 impl Lowerer {
@@ -59,6 +62,7 @@ impl Lowerer {
                     ast::ItemKind::Executor(e) => later.executors.push((*fid, e)),
                     ast::ItemKind::Tracking(t) => later.tracking.push((*fid, t)),
                     ast::ItemKind::Cache(m) => later.cache.push((*fid, m)),
+                    ast::ItemKind::Remote(r) => later.remote.push((*fid, r)),
                     ast::ItemKind::Unknown(w) => self.unknown_top_keyword(*fid, w),
                     _ => {}
                 }
@@ -78,11 +82,13 @@ impl Lowerer {
         self.pipeline_executor(&later.executors);
         self.pipeline_cache(&later.cache);
         let tracking = self.tracking(&later.tracking);
+        let remote = self.remote(&later.remote);
         Top {
             name,
             params_sources,
             overrides,
             tracking,
+            remote,
         }
     }
 
@@ -95,12 +101,23 @@ impl Lowerer {
             format!("unknown keyword `{}`", w.node),
         )
         .at(fid, w.span, "not a keyword");
+        if w.node == "remote" {
+            // Not reserved (a stage may be called `remote`): pest read a `remote` item
+            // without its quoted URL as an unknown word.
+            d = d.help("a `remote` item takes a quoted URL: `remote \"s3://bucket/prefix\"`");
+            self.err(d);
+            return;
+        }
         d = d.help(match did_you_mean(
             &w.node,
-            ast::TOP_KEYWORDS.iter().chain(ast::SOFT_KEYWORDS).copied(),
+            ast::TOP_KEYWORDS
+                .iter()
+                .chain(ast::SOFT_KEYWORDS)
+                .chain(&["remote"])
+                .copied(),
         ) {
             Some(m) => m,
-            None => "a file holds `pipeline`, `params`, `param`, `env`, `executor`, `tracking`, `cache`, `stage`, `for` and `include` items".into(),
+            None => "a file holds `pipeline`, `params`, `param`, `env`, `executor`, `tracking`, `cache`, `remote`, `stage`, `for` and `include` items".into(),
         });
         self.err(d);
     }

@@ -40,6 +40,7 @@ mod names;
 mod order;
 mod outputs;
 mod ray;
+mod remote;
 mod sources;
 mod stage;
 mod tracking;
@@ -327,7 +328,7 @@ impl Lowerer {
             stages,
             order,
             tracking: top.tracking,
-            remote: None,
+            remote: top.remote,
         })
     }
 }

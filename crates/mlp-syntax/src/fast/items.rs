@@ -34,6 +34,15 @@ impl P<'_> {
                 let Executor { name, settings } = self.block_item("tracking", "tracking item")?;
                 ItemKind::Tracking(Tracking { name, settings })
             }
+            "remote" => {
+                const REMOTE: &str = "remote item";
+                self.keyword("remote", REMOTE)?;
+                self.skip();
+                let url = self.string()?;
+                self.skip();
+                let settings = self.settings_block(REMOTE)?;
+                ItemKind::Remote(Remote { url, settings })
+            }
             "stage" => ItemKind::Stage(self.stage()?),
             "for" => ItemKind::For(self.for_loop()?),
             "cache" => ItemKind::Cache(self.cache_item()?),
@@ -91,20 +100,20 @@ impl P<'_> {
         self.skip();
         let name = self.name(construct)?;
         self.skip();
+        let settings = self.settings_block(construct)?;
+        Ok(Executor { name, settings })
+    }
+
+    /// `("{" ~ setting* ~ "}")?` after an `executor`, `tracking` or `remote` head.
+    fn settings_block(&mut self, construct: &'static str) -> R<Option<Vec<Setting>>> {
         if !self.eat("{") {
-            return Ok(Executor {
-                name,
-                settings: None,
-            });
+            return Ok(None);
         }
         let mut settings = Vec::new();
         loop {
             self.skip();
             if self.eat("}") {
-                return Ok(Executor {
-                    name,
-                    settings: Some(settings),
-                });
+                return Ok(Some(settings));
             }
             let sname = self.name(construct)?;
             self.skip();

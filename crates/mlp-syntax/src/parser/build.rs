@@ -67,6 +67,18 @@ impl Builder {
                 inner.next(); // keyword
                 ItemKind::Cache(spanned_str(&inner.next().expect("mode")))
             }
+            Rule::remote_decl => {
+                inner.next(); // keyword
+                let url_pair = inner.next().expect("remote URL");
+                let has_block =
+                    next_code(url_pair.get_input(), url_pair.as_span().end()) == Some('{');
+                let url = self.string(url_pair);
+                let settings = self.settings(inner);
+                ItemKind::Remote(Remote {
+                    url,
+                    settings: has_block.then_some(settings),
+                })
+            }
             Rule::unknown_item => ItemKind::Unknown(spanned_str(&inner.next().expect("word"))),
             r => unreachable!("not an item: {r:?}"),
         };
@@ -92,7 +104,16 @@ impl Builder {
         let name_pair = inner.next().expect("executor name");
         let name = spanned_str(&name_pair);
         let has_block = next_code(name_pair.get_input(), name_pair.as_span().end()) == Some('{');
-        let settings: Vec<Setting> = inner
+        let settings = self.settings(inner);
+        Executor {
+            name,
+            settings: has_block.then_some(settings),
+        }
+    }
+
+    /// The `setting`s of an `executor`, `tracking` or `remote` block.
+    fn settings(&mut self, inner: Pairs<'_, Rule>) -> Vec<Setting> {
+        inner
             .map(|p| {
                 let mut i = p.into_inner();
                 let name = spanned_str(&i.next().expect("setting name"));
@@ -103,11 +124,7 @@ impl Builder {
                 };
                 Setting { name, value }
             })
-            .collect();
-        Executor {
-            name,
-            settings: has_block.then_some(settings),
-        }
+            .collect()
     }
 
     fn stage_name(&mut self, p: Pair<'_, Rule>) -> StageName {

@@ -68,6 +68,18 @@ fn z_item(i: &mut Item) {
             t.name = e.name;
             t.settings = e.settings;
         }
+        ItemKind::Remote(r) => {
+            z_str(&mut r.url);
+            let mut e = Executor {
+                name: Spanned {
+                    node: String::new(),
+                    span: Z,
+                },
+                settings: r.settings.clone(),
+            };
+            z_executor(&mut e);
+            r.settings = e.settings;
+        }
         ItemKind::Unknown(w) | ItemKind::Cache(w) => z(w),
     }
 }
