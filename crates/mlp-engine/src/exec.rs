@@ -432,16 +432,20 @@ pub fn run(job: &Job, id: u64, table: &ProcessTable) -> io::Result<Finished> {
         return Err(e);
     }
     echoed?;
-    if let Some(out) = held {
-        keep_log(out, &job.log, job.append_log)?;
+    let mut notes = Vec::new();
+    // A log that cannot be written (a full disk, most often) loses the log, not what the
+    // command did: the stage's outcome stands, with a note naming the log.
+    if let Some(out) = held
+        && let Err(e) = keep_log(out, &job.log, job.append_log)
+    {
+        notes.push(format!("cannot write its log {}: {e}", job.log.display()));
     }
 
     let reason = lock(&state.inner).reason.clone();
     let exit = reason.unwrap_or_else(|| exit_of(status));
-    let notes = match exit {
-        Exit::Code(0) | Exit::Cancelled => Vec::new(),
-        _ => crate::disk::full_note(&job.cwd).into_iter().collect(),
-    };
+    if !matches!(exit, Exit::Code(0) | Exit::Cancelled) {
+        notes.extend(crate::disk::full_note(&job.cwd));
+    }
     Ok(Finished {
         exit,
         started,
