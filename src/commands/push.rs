@@ -49,7 +49,7 @@ fn push_inner(cli: &Cli, a: &PushArgs) -> Result<ExitStatus, ExitStatus> {
     }
     if a.kept {
         let wanted: HashSet<&str> = names.iter().copied().collect();
-        for id in kept_identities(&store).map_err(err)? {
+        for id in mlp_engine::inspect::kept_identities(&store, 10).map_err(err)? {
             if let Some(r) = store.cached(&id).map_err(err)?
                 && wanted.contains(r.stage.as_str())
             {
@@ -135,35 +135,4 @@ fn open_store(
             e => e.into(),
         })?;
     Ok((ws.open_store()?, lock))
-}
-
-fn kept_identities(store: &dyn Store) -> Result<Vec<String>, mlp_engine::store::StoreError> {
-    let runs = store.runs()?;
-    let mut keep: HashSet<String> = runs
-        .iter()
-        .rev()
-        .take(10)
-        .map(|(id, _)| id.clone())
-        .collect();
-    if let Some(b) = store.meta(mlp_engine::run::BASELINE)? {
-        keep.insert(b);
-    }
-    let mut out = Vec::new();
-    for (id, run) in &runs {
-        if !keep.contains(id) {
-            continue;
-        }
-        for s in run["stages"]
-            .as_object()
-            .into_iter()
-            .flat_map(|m| m.values())
-        {
-            if let Some(i) = s["identity"].as_str() {
-                out.push(i.to_string());
-            }
-        }
-    }
-    out.sort();
-    out.dedup();
-    Ok(out)
 }

@@ -197,6 +197,22 @@ impl EngineError {
     }
 }
 
+/// A size as the reports write it (`512 B`, `3.4 KiB`, `1.0 GiB`).
+pub fn human_bytes(b: u64) -> String {
+    const U: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < U.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", U[u])
+    }
+}
+
 /// A duration as the reports write it (`850 ms`, `2.5 s`, `3m07s`, `1h05m`).
 pub fn human_ms(ms: u64) -> String {
     if ms < 1000 {

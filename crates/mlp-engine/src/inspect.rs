@@ -327,6 +327,51 @@ pub fn verify_cache(
         .map_err(|e| EngineError::Io(std::io::Error::other(e.to_string())))
 }
 
+/// The runs gc keeps: the last `keep_runs`, those named in `keep`, and the baseline
+/// (gates compare with it and `mlp checkout baseline` must work).
+fn kept_run_ids(
+    store: &dyn Store,
+    runs: &[(String, serde_json::Value)],
+    keep_runs: usize,
+    keep: &HashSet<String>,
+) -> Result<HashSet<String>, crate::store::StoreError> {
+    let mut kept: HashSet<String> = runs
+        .iter()
+        .rev()
+        .take(keep_runs)
+        .map(|(id, _)| id.clone())
+        .collect();
+    kept.extend(keep.iter().cloned());
+    if let Some(b) = store.meta(crate::judge::BASELINE)? {
+        kept.insert(b);
+    }
+    Ok(kept)
+}
+
+/// The stage identities that the runs gc keeps (the last `keep_runs` and the baseline)
+/// list, sorted: what `mlp push --kept` sends.
+pub fn kept_identities(
+    store: &dyn Store,
+    keep_runs: usize,
+) -> Result<Vec<String>, crate::store::StoreError> {
+    let runs = store.runs()?;
+    let kept = kept_run_ids(store, &runs, keep_runs, &HashSet::new())?;
+    let mut out: Vec<String> = runs
+        .iter()
+        .filter(|(id, _)| kept.contains(id))
+        .flat_map(|(_, run)| {
+            run["stages"]
+                .as_object()
+                .into_iter()
+                .flat_map(|m| m.values())
+        })
+        .filter_map(|s| s["identity"].as_str().map(str::to_string))
+        .collect();
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
 pub fn gc(
     ws: &Workspace,
     keep_runs: usize,
@@ -337,18 +382,7 @@ pub fn gc(
     let store = ws.open_store()?;
     let cache = ObjectCache::open(&ws.cache_path())?;
     let runs = store.runs()?;
-    let mut kept_runs: HashSet<String> = runs
-        .iter()
-        .rev()
-        .take(keep_runs)
-        .map(|(id, _)| id.clone())
-        .collect();
-    kept_runs.extend(keep.iter().cloned());
-    // The baseline is always kept: gates compare with it and `mlp checkout baseline`
-    // must work.
-    if let Some(b) = store.meta(crate::judge::BASELINE)? {
-        kept_runs.insert(b);
-    }
+    let kept_runs = kept_run_ids(&store, &runs, keep_runs, keep)?;
     // A kept run needs every output it lists (also those of stages that were fresh in
     // it), and the records of those identities.
     let mut kept_ids: HashSet<String> = HashSet::new();

@@ -29,7 +29,9 @@ use crate::workspace::{Workspace, now_ms};
 
 pub use crate::control::{RunControl, RunOptions};
 pub use crate::decide::shape;
-pub use crate::events::{EngineError, Event, FailureKind, Reporter, RunReport, Status, human_ms};
+pub use crate::events::{
+    EngineError, Event, FailureKind, Reporter, RunReport, Status, human_bytes, human_ms,
+};
 pub use crate::judge::{BASELINE, checks_digest};
 
 /// The fast no-op: when the snapshot says every stage is up to date and nothing it lists
@@ -327,15 +329,4 @@ fn take_workspace(
         )?);
     }
     Ok(lock::acquire(&ws.dir, "mlp run", opts.wait)?)
-}
-
-fn human_bytes(b: u64) -> String {
-    const U: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = b as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < U.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    format!("{v:.1} {}", U[u])
 }
