@@ -423,3 +423,68 @@ stage reattach_b {
     assert!(ws.path().join(log).exists(), "{log}");
     assert!(!ws.path().join(".mlp/slurm/reattach_a.job").exists());
 }
+
+/// A team cache on the cluster's shared filesystem: one login node runs the pipeline on
+/// Slurm and pushes to a directory remote; a second clone, also running on Slurm, pulls on
+/// its run-cache misses and submits no job at all.
+#[test]
+fn a_second_clone_on_slurm_pulls_from_a_shared_directory_remote() {
+    need_slurm!();
+    let _shared = cluster().read().unwrap();
+    let shared = tempfile::tempdir().unwrap();
+    let url = shared.path().display().to_string();
+    let a = Workspace::new(CHAIN);
+    let r = a.run(&["--executor", "slurm", "-j", "4"]);
+    r.assert_ok();
+    assert_eq!(r.ran(), names(&["prepare", "square", "total"]));
+    let pushed = a
+        .command(&["push", "--remote", &url])
+        .env_remove("MLP_REMOTE")
+        .run()
+        .success();
+    assert!(pushed.stderr().contains("pushed"), "{}", pushed.stderr());
+
+    let b = Workspace::copy_of(a.path(), &["data"]);
+    let r = b
+        .command(&[
+            "run",
+            "--json",
+            "--executor",
+            "slurm",
+            "--pull",
+            "--remote",
+            &url,
+        ])
+        .env_remove("MLP_REMOTE")
+        .run()
+        .events();
+    r.assert_ok();
+    assert!(r.ran().is_empty(), "submitted jobs for {:?}", r.ran());
+    assert_eq!(
+        r.with_status("restored"),
+        names(&["prepare", "square", "total"])
+    );
+    for f in ["data/raw.txt", "data/squares.txt", "data/total.txt"] {
+        assert_eq!(b.read(f), a.read(f), "{f}");
+    }
+    // A param change is a miss on both caches: that stage and what is below it run on
+    // Slurm as usual.
+    let r = b
+        .command(&[
+            "run",
+            "--json",
+            "--executor",
+            "slurm",
+            "--pull",
+            "--remote",
+            &url,
+        ])
+        .arg("--set")
+        .arg("scale=4")
+        .env_remove("MLP_REMOTE")
+        .run()
+        .events();
+    r.assert_ok();
+    assert_eq!(r.ran(), names(&["prepare", "square", "total"]));
+    assert_eq!(b.read("data/total.txt"), "sum 30\n");
+}
