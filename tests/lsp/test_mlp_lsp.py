@@ -37,6 +37,8 @@ stage train {
 WORKSPACE = pathlib.Path(tempfile.mkdtemp(prefix="mlp-lsp-e2e-"))
 (WORKSPACE / "data").mkdir()
 (WORKSPACE / "data" / "raw.csv").write_text("x\n")
+# The non-ASCII input exists: a missing one would be warning E0170.
+(WORKSPACE / "é𝔸").write_text("x\n")
 (WORKSPACE / "params.yaml").write_text("train:\n  lr: 0.1\n")
 (WORKSPACE / "pipeline.mlp").write_text(PIPELINE)
 URI = (WORKSPACE / "pipeline.mlp").resolve().as_uri()
