@@ -325,7 +325,11 @@ fn while_the_watcher_idles_the_workspace_is_free_and_a_second_watcher_is_refused
     ws.mlp(&["explain", "c"]).success();
     let runs = ws.mlp(&["runs"]).success();
     assert!(runs.stdout().contains('1'), "{}", runs.stdout());
-    ws.mlp(&["run", "--force", "c"]).success();
+    // The watcher may be in a run of its own at this moment (a late change event from its
+    // first run's writes starts one): `--wait` waits for it instead of racing it. What
+    // matters is that the run gets the workspace, which it never could while a watcher
+    // held it for its whole life.
+    ws.mlp(&["run", "--wait", "--force", "c"]).success();
     // One watcher per workspace.
     let second = ws.mlp(&["watch"]).failure(4);
     assert!(
