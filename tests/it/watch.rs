@@ -94,7 +94,11 @@ impl Watcher {
             .filter(|e| e["event"] == "stage_started")
             .map(|e| e["stage"].as_str().unwrap().to_string())
             .collect();
+        // A stage may also start twice for one edit: when the second event of a save
+        // (truncate, then write) comes while it runs, the watcher restarts it, or it runs
+        // again on the finished bytes. Which stages ran is the claim, not how often.
         ran.sort();
+        ran.dedup();
         ran
     }
 
