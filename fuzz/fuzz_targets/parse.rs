@@ -89,7 +89,15 @@ fn items(src: &str, list: &[Item]) {
             }
             ItemKind::Executor(e) => settings(src, item.span, &e.name, &e.settings),
             ItemKind::Tracking(t) => settings(src, item.span, &t.name, &t.settings),
-            ItemKind::Unknown(w) => inside(item.span, w.span),
+            ItemKind::Cache(m) | ItemKind::Unknown(m) => inside(item.span, m.span),
+            ItemKind::Remote(r) => {
+                string(src, item.span, &r.url);
+                for s in r.settings.iter().flatten() {
+                    inside(item.span, s.name.span);
+                    span(src, s.value.span());
+                    inside(item.span, s.value.span());
+                }
+            }
         }
     }
 }
@@ -127,7 +135,7 @@ fn stage_item(src: &str, si: &StageItem) {
         K::Resources(rs) => rs.iter().for_each(|r| inside(outer, r.amount.span)),
         K::Executor(e) => settings(src, outer, &e.name, &e.settings),
         K::Env(pairs) => env(src, outer, pairs),
-        K::Unknown(w) => inside(outer, w.span),
+        K::Cache(w) | K::Unknown(w) => inside(outer, w.span),
         K::Always | K::Frozen | K::Promote => {}
     }
 }
