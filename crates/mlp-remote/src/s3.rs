@@ -145,6 +145,23 @@ impl S3Remote {
     }
 
     /// The response if it is a success, else the error it says.
+    /// GET `key`: the response to read its body from, `None` when there is no such object
+    /// (a missing bucket is an error).
+    fn get_response(&self, key: &str) -> Result<Option<Response<ureq::Body>>, RemoteError> {
+        let full = self.full(key);
+        let url = self.sign(self.bucket.get_object(Some(&self.creds), &full));
+        let r = self.agent.get(&url).call().map_err(|e| self.net(key, &e))?;
+        if r.status().as_u16() == 404 {
+            let e = self.status(key, r);
+            return if e.what.contains("does not exist") {
+                Err(e)
+            } else {
+                Ok(None)
+            };
+        }
+        self.ok(key, r).map(Some)
+    }
+
     fn ok(&self, key: &str, r: Response<ureq::Body>) -> Result<Response<ureq::Body>, RemoteError> {
         if r.status().is_success() {
             Ok(r)
@@ -351,18 +368,9 @@ impl Remote for S3Remote {
     }
 
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, RemoteError> {
-        let full = self.full(key);
-        let url = self.sign(self.bucket.get_object(Some(&self.creds), &full));
-        let r = self.agent.get(&url).call().map_err(|e| self.net(key, &e))?;
-        if r.status().as_u16() == 404 {
-            let e = self.status(key, r);
-            return if e.what.contains("does not exist") {
-                Err(e)
-            } else {
-                Ok(None)
-            };
-        }
-        let mut r = self.ok(key, r)?;
+        let Some(mut r) = self.get_response(key)? else {
+            return Ok(None);
+        };
         let bytes = r
             .body_mut()
             .with_config()
@@ -373,18 +381,9 @@ impl Remote for S3Remote {
     }
 
     fn get_to_file(&self, key: &str, dst: &Path) -> Result<bool, RemoteError> {
-        let full = self.full(key);
-        let url = self.sign(self.bucket.get_object(Some(&self.creds), &full));
-        let r = self.agent.get(&url).call().map_err(|e| self.net(key, &e))?;
-        if r.status().as_u16() == 404 {
-            let e = self.status(key, r);
-            return if e.what.contains("does not exist") {
-                Err(e)
-            } else {
-                Ok(false)
-            };
-        }
-        let mut r = self.ok(key, r)?;
+        let Some(mut r) = self.get_response(key)? else {
+            return Ok(false);
+        };
         let mut write = || -> std::io::Result<()> {
             let mut f = File::create(dst)?;
             let mut reader = r.body_mut().with_config().limit(u64::MAX).reader();
