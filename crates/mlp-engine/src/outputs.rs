@@ -8,7 +8,7 @@ use mlp_plan::Stage;
 
 use crate::cache::ObjectCache;
 use crate::events::FailureKind;
-use crate::hash::{Content, Hasher, StatCache, hex, parse_hex};
+use crate::hash::{Content, Hasher, Stamps, StatCache, hex, parse_hex};
 use crate::identity::StageKey;
 use crate::snapshot::{self, Entry, Watch};
 use crate::store::{OutputRecord, StageRecord};
@@ -227,13 +227,15 @@ pub struct Hashed {
 }
 
 /// After success: every declared output must exist; stat and hash each. The worker
-/// reports this at once; the copies into the object cache ([`cache`]) come after.
+/// reports this at once; the copies into the object cache ([`cache`]) come after, told
+/// by `stamps` which digests they need not check by reading the files again.
 pub fn hash(
     root: &Path,
     stat_cache: &StatCache,
     outputs: &[String],
+    stamps: &Stamps,
 ) -> Result<Vec<Hashed>, OutputError> {
-    let hasher = Hasher::new(root, stat_cache);
+    let hasher = Hasher::new(root, stat_cache).vouching(stamps);
     let mut out = Vec::new();
     for o in outputs {
         let mut entries = watch(root, o)?;
@@ -260,10 +262,11 @@ pub fn cache(
     root: &Path,
     cache: &ObjectCache,
     outputs: &[(String, Content)],
+    known: &Stamps,
 ) -> Result<(), OutputError> {
     for (o, content) in outputs {
         cache
-            .put(&root.join(o), content)
+            .put(&root.join(o), content, known)
             .map_err(|source| OutputError::Cache {
                 path: o.clone(),
                 source,

@@ -19,7 +19,7 @@ use crate::cache::ObjectCache;
 use crate::control::RunControl;
 use crate::exec::{Exit, Finished, Job};
 use crate::executor::Executor;
-use crate::hash::{Content, StatCache};
+use crate::hash::{Content, Stamps, StatCache};
 use crate::outputs::{self, OutputError};
 use crate::snapshot::Entry;
 use crate::store::OutputRecord;
@@ -56,6 +56,8 @@ pub struct Done {
     pub caching: bool,
     /// What to copy into the object cache (taken by the worker before it reports).
     to_cache: Vec<(String, Content)>,
+    /// The digests of `to_cache` that their files' stamps vouch for.
+    known: Stamps,
 }
 
 /// What the coordinator hears from the workers and the cacher.
@@ -75,6 +77,7 @@ pub struct CacheJob {
     /// `cache copy|link` of the stage.
     mode: mlp_plan::model::CacheMode,
     outputs: Vec<(String, Content)>,
+    known: Stamps,
 }
 
 /// What every worker shares.
@@ -106,6 +109,7 @@ pub fn work(
         let job_id = (task.stage as u64) << 20 | (id & 0xfffff);
         let mut done = w.one(&task, job_id);
         let outputs = std::mem::take(&mut done.to_cache);
+        let known = std::mem::take(&mut done.known);
         done.caching = !outputs.is_empty();
         if tx.send(Report::Done(Box::new(done))).is_err() {
             return;
@@ -115,6 +119,7 @@ pub fn work(
                 stage: task.stage,
                 mode: task.cache,
                 outputs,
+                known,
             };
             if caches.send(job).is_err() {
                 return;
@@ -127,7 +132,12 @@ pub fn work(
 /// until every worker is gone.
 pub fn cacher(rx: &mpsc::Receiver<CacheJob>, tx: &mpsc::Sender<Report>, w: &Shared<'_>) {
     for job in rx {
-        let result = outputs::cache(w.root, &w.cache.with_mode(job.mode), &job.outputs);
+        let result = outputs::cache(
+            w.root,
+            &w.cache.with_mode(job.mode),
+            &job.outputs,
+            &job.known,
+        );
         if tx
             .send(Report::Cached {
                 stage: job.stage,
@@ -189,8 +199,11 @@ impl Shared<'_> {
             finished = task.executor.run(&job, job_id, table);
             used_fallback = true;
         }
+        let known = Stamps::default();
         let hashed = match &finished {
-            Ok(f) if f.success() => outputs::hash(self.root, self.stat_cache, &task.outputs),
+            Ok(f) if f.success() => {
+                outputs::hash(self.root, self.stat_cache, &task.outputs, &known)
+            }
             _ => Ok(Vec::new()),
         };
         self.control.ended(&task.name);
@@ -220,6 +233,7 @@ impl Shared<'_> {
             log,
             caching: false,
             to_cache,
+            known,
         }
     }
 }

@@ -10,6 +10,8 @@ use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
+use crate::hash::Stamp;
+
 /// How a file got to its new path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Placed {
@@ -21,32 +23,10 @@ pub enum Placed {
     Link,
 }
 
-/// What identifies a file's content version without reading it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct Stamp {
-    dev: u64,
-    ino: u64,
-    size: u64,
-    mtime: (i64, i64),
-    ctime: (i64, i64),
-}
-
-impl Stamp {
-    pub(super) fn of(m: &fs::Metadata) -> Stamp {
-        Stamp {
-            dev: m.dev(),
-            ino: m.ino(),
-            size: m.len(),
-            mtime: (m.mtime(), m.mtime_nsec()),
-            ctime: (m.ctime(), m.ctime_nsec()),
-        }
-    }
-}
-
 /// Copies (reflink, else kernel copy) `src` to `dst`, which must not exist; `dst` gets
-/// mode 0o644 (the caller sets the final mode). Returns how, and whether `src` stayed
-/// the same (by its stat) throughout.
-pub(super) fn clone_or_copy(src: &Path, dst: &Path) -> io::Result<(Placed, bool)> {
+/// mode 0o644 (the caller sets the final mode). Returns how, and `src`'s stamp if it
+/// stayed the same (by its stat) throughout and `dst` got all of it.
+pub(super) fn clone_or_copy(src: &Path, dst: &Path) -> io::Result<(Placed, Option<Stamp>)> {
     let mut from = fs::File::open(src)?;
     let before = Stamp::of(&from.metadata()?);
     let mut to = fs::OpenOptions::new()
@@ -61,10 +41,8 @@ pub(super) fn clone_or_copy(src: &Path, dst: &Path) -> io::Result<(Placed, bool)
         Placed::Copy
     };
     let after = Stamp::of(&from.metadata()?);
-    Ok((
-        placed,
-        before == after && after.size == to.metadata()?.len(),
-    ))
+    let whole = before == after && after.size == to.metadata()?.len();
+    Ok((placed, whole.then_some(before)))
 }
 
 /// Whether a hard link to `src` may stand for a copy in link mode: a plain regular file,

@@ -61,8 +61,8 @@ use self::mark::{is_marked, set_mark};
 use self::temp::{TempGuard, remove_any, remove_if_exists, unique};
 pub use self::verify::VerifyReport;
 use crate::hash::{
-    Content, Digest, ManifestEntry, NodeKind, hash_file, hex, manifest_digest, normalize_rel,
-    parse_hex, walk,
+    Content, Digest, ManifestEntry, NodeKind, Stamp, Stamps, hash_file, hex, manifest_digest,
+    normalize_rel, parse_hex, walk,
 };
 pub use mlp_plan::model::CacheMode;
 
@@ -201,32 +201,72 @@ impl ObjectCache {
         }
     }
 
-    /// Stores the file at `src` as blob `digest` unless present, verifying what it made.
-    fn put_blob(&self, src: &Path, digest: &Digest, size: u64) -> Result<(), CacheError> {
+    /// Stores the file at `src` as blob `digest` unless present. What it made is hashed
+    /// unless `known`, the stamp `digest` was vouched for ([`crate::hash::Stamp`]), shows
+    /// that `src` was that same file version from before the copy to after it.
+    fn put_blob(
+        &self,
+        src: &Path,
+        digest: &Digest,
+        size: u64,
+        known: Option<Stamp>,
+    ) -> Result<(), CacheError> {
         let dst = self.blob_path(digest);
         if self.have_blob(digest, Some(size))? {
             return Ok(());
         }
+        let changed = || CacheError::Changed {
+            path: src.to_path_buf(),
+        };
         let mut tmp = TempGuard::new(self.tmp_path());
         let meta = fs::symlink_metadata(src).map_err(io_err(src))?;
         let linked = self.mode == CacheMode::Link
             && copy::linkable(&meta)
             && fs::hard_link(src, tmp.path()).is_ok();
-        if !linked {
-            let (_, same) = clone_or_copy(src, tmp.path()).map_err(io_err(src))?;
-            if !same {
-                return Err(CacheError::Changed {
-                    path: src.to_path_buf(),
-                });
+        let vouched = if linked {
+            // The object is `src`'s inode: the new link moved its ctime, nothing else.
+            let now = fs::symlink_metadata(tmp.path()).map_err(io_err(tmp.path()))?;
+            known.is_some_and(|k| k == Stamp::of(&meta) && k.same_but_ctime(&Stamp::of(&now)))
+        } else {
+            let (_, whole) = clone_or_copy(src, tmp.path()).map_err(io_err(src))?;
+            let stamp = whole.ok_or_else(changed)?;
+            known == Some(stamp)
+        };
+        if !vouched {
+            let (got, _) = hash_file(tmp.path()).map_err(io_err(tmp.path()))?;
+            if &got != digest {
+                return Err(changed());
             }
         }
-        let (got, _) = hash_file(tmp.path()).map_err(io_err(tmp.path()))?;
-        if &got != digest {
-            return Err(CacheError::Changed {
-                path: src.to_path_buf(),
-            });
-        }
         self.install(&mut tmp, &dst)
+    }
+
+    /// [`ObjectCache::put_blob`] for a file output: a `src` that is a symlink to outside
+    /// the workspace (hashed by its target text) is [`CacheError::Uncacheable`].
+    fn put_file(
+        &self,
+        src: &Path,
+        digest: &Digest,
+        size: u64,
+        known: Option<Stamp>,
+    ) -> Result<(), CacheError> {
+        match self.put_blob(src, digest, size, known) {
+            Err(CacheError::Changed { path }) => {
+                if let Ok(target) = fs::read_link(src)
+                    && blake3::hash(target.as_os_str().as_bytes()).as_bytes() == digest
+                {
+                    return Err(CacheError::Uncacheable {
+                        path,
+                        reason: format!(
+                            "it is a symlink to {} (outside the workspace)",
+                            target.display()
+                        ),
+                    });
+                }
+                Err(CacheError::Changed { path })
+            }
+            r => r,
+        }
     }
 
     /// Stores `bytes` as blob `digest` unless present.
@@ -241,29 +281,19 @@ impl ObjectCache {
     }
 
     /// Stores the output at `src` (a file or directory) whose [`Content`] is
-    /// already known. Does nothing if it is already present (or missing).
-    pub fn put(&self, src: &Path, content: &Content) -> Result<(), CacheError> {
+    /// already known. Does nothing if it is already present (or missing). A file whose
+    /// digest `known` vouches for ([`Stamps`]) is not read again.
+    pub fn put(&self, src: &Path, content: &Content, known: &Stamps) -> Result<(), CacheError> {
         match content {
             Content::Missing => Ok(()),
-            Content::File { digest, size } => match self.put_blob(src, digest, *size) {
-                Err(CacheError::Changed { path }) => {
-                    // The hasher records a symlink to outside the workspace by
-                    // its target text; that cannot be restored as a file.
-                    if let Ok(target) = fs::read_link(src)
-                        && blake3::hash(target.as_os_str().as_bytes()).as_bytes() == digest
-                    {
-                        return Err(CacheError::Uncacheable {
-                            path,
-                            reason: format!(
-                                "it is a symlink to {} (outside the workspace)",
-                                target.display()
-                            ),
-                        });
-                    }
-                    Err(CacheError::Changed { path })
-                }
-                r => r,
-            },
+            Content::File { digest, size } => {
+                let stamp = fs::metadata(src)
+                    .ok()
+                    .and_then(|m| known.get(&m))
+                    .filter(|(_, d)| d == digest)
+                    .map(|(s, _)| s);
+                self.put_file(src, digest, *size, stamp)
+            }
             Content::Dir { digest, .. } => {
                 if self.contains(content) {
                     return Ok(());
@@ -281,8 +311,14 @@ impl ObjectCache {
                     .par_iter()
                     .map(|n| match &n.kind {
                         NodeKind::File { meta } => {
-                            let (d, size) = hash_file(&n.abs).map_err(io_err(&n.abs))?;
-                            self.put_blob(&n.abs, &d, size)?;
+                            let (d, size, stamp) = match known.get(meta) {
+                                Some((stamp, d)) => (d, stamp.size, Some(stamp)),
+                                None => {
+                                    let (d, size) = hash_file(&n.abs).map_err(io_err(&n.abs))?;
+                                    (d, size, None)
+                                }
+                            };
+                            self.put_blob(&n.abs, &d, size, stamp)?;
                             Ok(ManifestEntry {
                                 path: n.rel.clone(),
                                 exec: meta.permissions().mode() & 0o111 != 0,
@@ -384,14 +420,14 @@ impl ObjectCache {
         if self.mode == CacheMode::Link && !exec && fs::hard_link(&blob, dst).is_ok() {
             return Ok(Placed::Link);
         }
-        let (placed, same) = match clone_or_copy(&blob, dst) {
+        let (placed, whole) = match clone_or_copy(&blob, dst) {
             Ok(r) => r,
             Err(e) if e.kind() == io::ErrorKind::NotFound && !blob.exists() => {
                 return Err(missing());
             }
             Err(e) => return Err(io_err(&blob)(e)),
         };
-        if !same {
+        if whole.is_none() {
             let (got, _) = hash_file(dst).map_err(io_err(dst))?;
             if &got != digest {
                 let _ = fs::remove_file(dst);

@@ -44,12 +44,16 @@ fn file_round_trip() {
     write(&w.root, "out/model.bin", &data);
     let c = content(&w.root, "out/model.bin");
     assert!(!w.cache.contains(&c));
-    w.cache.put(&w.root.join("out/model.bin"), &c).unwrap();
+    w.cache
+        .put(&w.root.join("out/model.bin"), &c, &Stamps::default())
+        .unwrap();
     assert!(w.cache.contains(&c));
     let blob = w.cache.blob_path(c.digest().unwrap());
     assert_eq!(mode(&blob), 0o444);
     // Putting again is a no-op.
-    w.cache.put(&w.root.join("out/model.bin"), &c).unwrap();
+    w.cache
+        .put(&w.root.join("out/model.bin"), &c, &Stamps::default())
+        .unwrap();
 
     fs::remove_dir_all(w.root.join("out")).unwrap();
     w.cache.restore(&c, &w.root.join("out/model.bin")).unwrap();
@@ -80,7 +84,9 @@ fn tampered_object_is_corrupt_and_deleted() {
     let w = ws();
     write(&w.root, "a.txt", b"precious");
     let c = content(&w.root, "a.txt");
-    w.cache.put(&w.root.join("a.txt"), &c).unwrap();
+    w.cache
+        .put(&w.root.join("a.txt"), &c, &Stamps::default())
+        .unwrap();
     let blob = w.cache.blob_path(c.digest().unwrap());
     fs::set_permissions(&blob, fs::Permissions::from_mode(0o644)).unwrap();
     fs::write(&blob, b"tampered").unwrap();
@@ -104,7 +110,7 @@ fn changed_source_is_not_stored() {
     let c = content(&w.root, "a.txt");
     write(&w.root, "a.txt", b"v2");
     assert!(matches!(
-        w.cache.put(&w.root.join("a.txt"), &c),
+        w.cache.put(&w.root.join("a.txt"), &c, &Stamps::default()),
         Err(CacheError::Changed { .. })
     ));
     assert!(!w.cache.contains(&c));
@@ -125,7 +131,9 @@ fn dir_round_trip_with_exec_bit() {
     .unwrap();
     std::os::unix::fs::symlink("/nonexistent/outside", w.root.join("out/ext")).unwrap();
     let c = content(&w.root, "out");
-    w.cache.put(&w.root.join("out"), &c).unwrap();
+    w.cache
+        .put(&w.root.join("out"), &c, &Stamps::default())
+        .unwrap();
     assert!(w.cache.contains(&c));
     let m = w.cache.manifest(c.digest().unwrap()).unwrap().unwrap();
     assert_eq!(m.len(), 5);
@@ -169,13 +177,17 @@ fn dir_round_trip_with_exec_bit() {
     ));
     assert_eq!(content(&w.root, "out"), c);
     // put() heals it.
-    w.cache.put(&w.root.join("out"), &c).unwrap();
+    w.cache
+        .put(&w.root.join("out"), &c, &Stamps::default())
+        .unwrap();
     assert!(w.cache.contains(&c));
 
     // An empty directory round-trips too.
     fs::create_dir_all(w.root.join("empty")).unwrap();
     let e = content(&w.root, "empty");
-    w.cache.put(&w.root.join("empty"), &e).unwrap();
+    w.cache
+        .put(&w.root.join("empty"), &e, &Stamps::default())
+        .unwrap();
     w.cache.restore(&e, &w.root.join("empty2")).unwrap();
     assert!(w.root.join("empty2").is_dir());
 }
@@ -185,7 +197,9 @@ fn corrupt_manifest_is_deleted() {
     let w = ws();
     write(&w.root, "out/a.txt", b"a");
     let c = content(&w.root, "out");
-    w.cache.put(&w.root.join("out"), &c).unwrap();
+    w.cache
+        .put(&w.root.join("out"), &c, &Stamps::default())
+        .unwrap();
     let mpath = w.cache.manifest_path(c.digest().unwrap());
     fs::set_permissions(&mpath, fs::Permissions::from_mode(0o644)).unwrap();
     fs::write(
@@ -206,7 +220,9 @@ fn editing_restored_file_leaves_object_intact() {
     let w = ws();
     write(&w.root, "m.bin", b"weights");
     let c = content(&w.root, "m.bin");
-    w.cache.put(&w.root.join("m.bin"), &c).unwrap();
+    w.cache
+        .put(&w.root.join("m.bin"), &c, &Stamps::default())
+        .unwrap();
     fs::remove_file(w.root.join("m.bin")).unwrap();
     w.cache.restore(&c, &w.root.join("m.bin")).unwrap();
     // Edit in place (same inode), as an editor or `>>` would.
@@ -228,7 +244,7 @@ fn missing_content_restores_to_nothing() {
     write(&w.root, "gone/x", b"x");
     assert!(w.cache.contains(&Content::Missing));
     w.cache
-        .put(&w.root.join("nope"), &Content::Missing)
+        .put(&w.root.join("nope"), &Content::Missing, &Stamps::default())
         .unwrap();
     w.cache
         .restore(&Content::Missing, &w.root.join("gone"))
@@ -244,7 +260,7 @@ fn symlink_to_outside_is_uncacheable_as_a_file() {
     std::os::unix::fs::symlink(other.path().join("t.txt"), w.root.join("l")).unwrap();
     let c = content(&w.root, "l");
     assert!(matches!(
-        w.cache.put(&w.root.join("l"), &c),
+        w.cache.put(&w.root.join("l"), &c, &Stamps::default()),
         Err(CacheError::Uncacheable { .. })
     ));
 }
@@ -257,4 +273,106 @@ fn clean_tmp_removes_old_files() {
     assert!(w.cache.root().join("tmp/stale").exists());
     w.cache.clean_tmp(Duration::ZERO).unwrap();
     assert!(!w.cache.root().join("tmp/stale").exists());
+}
+
+/// Hashes `rel` as a worker hashes a stage's outputs, noting what stamps vouch for.
+fn vouched(root: &Path, rel: &str, stamps: &Stamps) -> Content {
+    let sc = StatCache::default();
+    Hasher::new(root, &sc).vouching(stamps).path(rel).unwrap()
+}
+
+/// Files are "settled" (see `hash::stamp`): their last write is older than `SETTLE`.
+fn settle() {
+    std::thread::sleep(crate::hash::SETTLE * 2);
+}
+
+#[test]
+fn a_vouched_digest_is_not_read_again() {
+    let w = ws();
+    write(&w.root, "a.bin", &[1u8; 5000]);
+    settle();
+    let stamps = Stamps::default();
+    vouched(&w.root, "a.bin", &stamps);
+    assert!(!stamps.is_empty(), "a settled file is vouched for");
+    // The cache takes the stamp at its word: vouched for a digest the bytes do not have,
+    // it names them by that digest (what shows that the copy was not hashed).
+    let meta = fs::metadata(w.root.join("a.bin")).unwrap();
+    let lie = Stamps::default();
+    lie.insert(Stamp::of(&meta), [9u8; 32]);
+    let c = Content::File {
+        digest: [9u8; 32],
+        size: 5000,
+    };
+    w.cache.put(&w.root.join("a.bin"), &c, &lie).unwrap();
+    assert_eq!(
+        fs::read(w.cache.blob_path(&[9u8; 32])).unwrap(),
+        [1u8; 5000]
+    );
+    // Without it the copy is hashed, and the lie is caught.
+    let w2 = ws();
+    write(&w2.root, "a.bin", &[1u8; 5000]);
+    assert!(matches!(
+        w2.cache.put(&w2.root.join("a.bin"), &c, &Stamps::default()),
+        Err(CacheError::Changed { .. })
+    ));
+}
+
+#[test]
+fn a_file_written_after_it_was_vouched_for_is_hashed_and_refused() {
+    for mode in [CacheMode::Copy, CacheMode::Link] {
+        let w = ws();
+        let cache = w.cache.with_mode(mode);
+        write(&w.root, "out/a.bin", &[1u8; 5000]);
+        write(&w.root, "out/d/x.bin", &[2u8; 5000]);
+        settle();
+        let stamps = Stamps::default();
+        let file = vouched(&w.root, "out/a.bin", &stamps);
+        let dir = vouched(&w.root, "out/d", &stamps);
+        // Same size, other bytes: only the stat (ctime) tells.
+        let f = fs::OpenOptions::new()
+            .write(true)
+            .open(w.root.join("out/a.bin"))
+            .unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&f, b"changed", 100).unwrap();
+        let f = fs::OpenOptions::new()
+            .write(true)
+            .open(w.root.join("out/d/x.bin"))
+            .unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&f, b"changed", 100).unwrap();
+        for (rel, c) in [("out/a.bin", &file), ("out/d", &dir)] {
+            let r = cache.put(&w.root.join(rel), c, &stamps);
+            assert!(
+                matches!(r, Err(CacheError::Changed { .. })),
+                "{mode:?} {rel}: {r:?}"
+            );
+            assert!(!cache.contains(c));
+        }
+    }
+}
+
+#[test]
+fn vouched_outputs_round_trip_in_both_modes() {
+    for mode in [CacheMode::Copy, CacheMode::Link] {
+        let w = ws();
+        let cache = w.cache.with_mode(mode);
+        let data: Vec<u8> = (0..(3 << 20)).map(|i: u32| (i % 251) as u8).collect();
+        write(&w.root, "out/m.bin", &data);
+        write(&w.root, "out/d/x.bin", b"x");
+        settle();
+        let stamps = Stamps::default();
+        let c = vouched(&w.root, "out/m.bin", &stamps);
+        let d = vouched(&w.root, "out/d", &stamps);
+        cache.put(&w.root.join("out/m.bin"), &c, &stamps).unwrap();
+        cache.put(&w.root.join("out/d"), &d, &stamps).unwrap();
+        fs::remove_dir_all(w.root.join("out")).unwrap();
+        cache.restore(&c, &w.root.join("out/m.bin")).unwrap();
+        cache.restore(&d, &w.root.join("out/d")).unwrap();
+        assert_eq!(
+            fs::read(w.root.join("out/m.bin")).unwrap(),
+            data,
+            "{mode:?}"
+        );
+        assert_eq!(fs::read(w.root.join("out/d/x.bin")).unwrap(), b"x");
+        assert!(cache.verify(true).unwrap().removed.is_empty(), "{mode:?}");
+    }
 }

@@ -171,8 +171,13 @@ pub fn dir_content(entries: &[ManifestEntry]) -> Content {
 pub fn hash_file(path: &Path) -> io::Result<(Digest, u64)> {
     let mut file = fs::File::open(path)?;
     let len = file.metadata()?.len();
+    hash_open(&mut file, len)
+}
+
+/// [`hash_file`] of an open file whose stat said `len` bytes.
+pub(super) fn hash_open(file: &mut fs::File, len: u64) -> io::Result<(Digest, u64)> {
     if len >= MMAP_THRESHOLD {
-        hash_stream(&mut file)
+        hash_stream(file)
     } else {
         let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(0) + 1);
         file.read_to_end(&mut buf)?;

@@ -11,13 +11,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rayon::prelude::*;
 
 use super::content::{Content, ManifestEntry, dir_content, hash_file};
+use super::stamp::{Stamp, Stamps, hash_file_stamped};
 use super::stat::StatCache;
 use super::walk::{
     MLP_DIR, NodeKind, Resolved, invalid, normalize_rel, resolve_link, walk, with_path,
 };
 use crate::store::{Digest, StatEntry};
 
-/// Files modified less than this long before hashing finished are not cached.
+/// Files modified less than this long before hashing started are not cached.
 pub const RACY_WINDOW: Duration = Duration::from_secs(2);
 
 fn time_ns(secs: i64, nsec: i64) -> i128 {
@@ -40,6 +41,7 @@ pub struct Hasher<'a> {
     root: &'a Path,
     canon_root: PathBuf,
     cache: &'a StatCache,
+    stamps: Option<&'a Stamps>,
     read: AtomicU64,
     cached: AtomicU64,
 }
@@ -52,9 +54,17 @@ impl<'a> Hasher<'a> {
             root,
             canon_root,
             cache,
+            stamps: None,
             read: AtomicU64::new(0),
             cached: AtomicU64::new(0),
         }
+    }
+
+    /// Also note in `stamps` every digest a file's stamp vouches for (a stage's outputs,
+    /// which the object cache then need not read again).
+    pub fn vouching(mut self, stamps: &'a Stamps) -> Self {
+        self.stamps = Some(stamps);
+        self
     }
 
     /// The workspace root.
@@ -169,11 +179,27 @@ impl<'a> Hasher<'a> {
             && e.ino == meta.ino()
         {
             self.cached.fetch_add(1, Ordering::Relaxed);
+            if let Some(stamps) = self.stamps {
+                stamps.insert(Stamp::of(meta), e.digest);
+            }
             return Ok((e.digest, e.size));
         }
-        let (digest, size) = hash_file(abs).map_err(|e| with_path(e, abs))?;
+        // Racy is judged against the start: a write during a long hash, in the clock
+        // tick of `meta`'s mtime, would not show in the stat.
+        let started = now_ns();
+        let (digest, size) = match self.stamps {
+            Some(stamps) => {
+                let (digest, size, stamp) =
+                    hash_file_stamped(abs).map_err(|e| with_path(e, abs))?;
+                if let Some(stamp) = stamp {
+                    stamps.insert(stamp, digest);
+                }
+                (digest, size)
+            }
+            None => hash_file(abs).map_err(|e| with_path(e, abs))?,
+        };
         self.read.fetch_add(1, Ordering::Relaxed);
-        let racy = mtime_ns > now_ns() - RACY_WINDOW.as_nanos() as i128;
+        let racy = mtime_ns > started - RACY_WINDOW.as_nanos() as i128;
         if racy || size != meta.len() {
             // Too fresh to trust later (or changed while we read it).
             self.cache.remove(key);

@@ -21,10 +21,14 @@
 //!   not read again. To avoid "racily clean" entries (a file modified again
 //!   within the timestamp granularity right after being hashed), a digest is
 //!   only put in the cache if the file's mtime is more than 2 s older than the
-//!   moment hashing finished; otherwise the digest is returned but not cached.
+//!   moment hashing started; otherwise the digest is returned but not cached.
+//! * A stage's outputs are hashed [`Hasher::vouching`] for them: the digests a file's
+//!   [`Stamp`] vouches for ([`stamp`](self::stamp)'s rule) go to the object cache with
+//!   the outputs, which then copies them without reading them again.
 
 mod content;
 mod hasher;
+mod stamp;
 mod stat;
 #[cfg(test)]
 mod tests;
@@ -34,6 +38,7 @@ pub use self::content::{
     Content, MMAP_THRESHOLD, ManifestEntry, dir_content, hash_file, hex, manifest_digest, parse_hex,
 };
 pub use self::hasher::{Hasher, RACY_WINDOW};
+pub use self::stamp::{SETTLE, SETTLE_MIN_SIZE, Stamp, Stamps, hash_file_stamped};
 pub use self::stat::StatCache;
 pub use self::walk::{MLP_DIR, normalize_rel};
 pub(crate) use self::walk::{NodeKind, walk, with_path};

@@ -330,3 +330,20 @@ fn content_serde() {
     assert_eq!(v["digest"], serde_json::json!(hex(&[1; 32])));
     assert_eq!(serde_json::from_value::<Content>(v).unwrap(), c);
 }
+
+#[test]
+fn a_big_fresh_file_is_vouched_for_after_it_settles() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("big.bin");
+    let data = vec![3u8; SETTLE_MIN_SIZE as usize];
+    fs::write(&p, &data).unwrap();
+    let (d, size, stamp) = hash_file_stamped(&p).unwrap();
+    assert_eq!(d, *blake3::hash(&data).as_bytes());
+    assert_eq!(size, data.len() as u64);
+    let stamp = stamp.expect("waited out SETTLE, then vouched");
+    assert_eq!(stamp, Stamp::of(&fs::metadata(&p).unwrap()));
+    // The stamp stands for these bytes only: a write moves the ctime on.
+    std::thread::sleep(SETTLE * 2);
+    fs::write(&p, b"other").unwrap();
+    assert_ne!(stamp, Stamp::of(&fs::metadata(&p).unwrap()));
+}
