@@ -474,38 +474,26 @@ impl Decider<'_> {
                     return Err(DecideError::FrozenGone(s.name.clone()));
                 }
             }
-            // The run-cache: any earlier success with this identity.
-            if !s.frozen
-                && let Some(rec) = self.store.cached(&id_hex)?
-                && let Some(mut w) = outputs::restore(&hasher, self.cache, s, &rec, &mut entries)?
-            {
-                w.identity = id;
-                let mut record = self.restored_record(s, &rec);
-                record.key = key.to_json();
-                let why = why_changed(last.as_ref(), &key, changed);
-                return Ok(Decision::Restore {
-                    record,
-                    watch: w,
-                    why,
-                });
-            }
-            // The team remote's run-cache: its objects come into the local cache, then
-            // the outputs are restored from there as from a local entry.
-            if !s.frozen
-                && let (Some(remote), Some(cache)) = (self.remote, self.cache)
-                && let Some(rec) = remote.fetch(&id_hex, cache).map_err(DecideError::Remote)?
-                && let Some(mut w) = outputs::restore(&hasher, self.cache, s, &rec, &mut entries)?
-            {
-                w.identity = id;
-                let mut record = self.restored_record(s, &rec);
-                record.identity = id_hex;
-                record.key = key.to_json();
-                let why = why_changed(last.as_ref(), &key, changed);
-                return Ok(Decision::Restore {
-                    record,
-                    watch: w,
-                    why,
-                });
+            // The run-cache: any earlier success with this identity, here, else on the
+            // team remote (its objects come into the local cache, then the outputs are
+            // restored from there as from a local entry).
+            for on_remote in [false, true] {
+                if !s.frozen
+                    && let Some(rec) = self.run_cache_entry(&id_hex, on_remote)?
+                    && let Some(mut w) =
+                        outputs::restore(&hasher, self.cache, s, &rec, &mut entries)?
+                {
+                    w.identity = id;
+                    let mut record = self.restored_record(s, &rec);
+                    record.identity = id_hex;
+                    record.key = key.to_json();
+                    let why = why_changed(last.as_ref(), &key, changed);
+                    return Ok(Decision::Restore {
+                        record,
+                        watch: w,
+                        why,
+                    });
+                }
             }
         }
         if self.pull_only {
@@ -530,6 +518,22 @@ impl Decider<'_> {
             key,
             why,
         })
+    }
+
+    /// The run-cache's record of a success with identity `id_hex`: the local store's, or
+    /// (`on_remote`) the team remote's, when the run has one.
+    fn run_cache_entry(
+        &self,
+        id_hex: &str,
+        on_remote: bool,
+    ) -> Result<Option<StageRecord>, DecideError> {
+        if !on_remote {
+            return Ok(self.store.cached(id_hex)?);
+        }
+        match (self.remote, self.cache) {
+            (Some(remote), Some(cache)) => remote.fetch(id_hex, cache).map_err(DecideError::Remote),
+            _ => Ok(None),
+        }
     }
 
     fn restored_record(&self, s: &Stage, from: &StageRecord) -> StageRecord {
