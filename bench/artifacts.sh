@@ -3,8 +3,10 @@
 # with the command that does the same by hand, in one run. Root (mounts an XFS image).
 #
 # usage: sudo bench/artifacts.sh [SIZE_MB]        (default 1024)
-# env: MLP (default target/release/mlp), WORK (default /var/tmp/mlp-bench-artifacts, on the
-#      root filesystem: ext4 here), REPS (restores measured per case, default 6)
+# env: MLP (default target/release/mlp; several binaries separated by spaces are measured one
+#      after the other in the same run, e.g. MLP="before/mlp after/mlp"), WORK (default
+#      /var/tmp/mlp-bench-artifacts, on the root filesystem: ext4 here), REPS (restores
+#      measured per case, default 6)
 #
 # Cases (every restore alternates between two versions of the output, so each one replaces
 # a SIZE_MB file, as "change a param, change it back" does; warm page cache):
@@ -12,9 +14,14 @@
 #                peer: cp --reflink=always OBJECT NEW
 #   ext4-copy    copy mode on ext4 (copy_file_range)          peer: cp OBJECT NEW
 #   ext4-link    link mode on ext4                             peer: ln OBJECT NEW
-# Per case: the first run (command + hash + cache) beside the command alone, then the
+# Per case: the first run (command + hash + cache) beside the command alone and beside
+# hashing the same bytes alone (`mlp cache verify`, which reads every object once), so that
+# first - command - hash is what caching costs beyond the one hash it needs; then the
 # median restore (`mlp run --set n=..`, the whole process) beside the peer's median, their
-# ratio, and mlp's peak RSS (GNU time %M) during restore and caching.
+# ratio, and mlp's peak RSS (GNU time %M) during restore and caching. Wall times are taken
+# in ms around the process; every timed step (mlp's and the peer's) starts after `sync`, so
+# that neither pays for writeback of the other's dirty pages (a 1 GiB file just written
+# keeps ext4's journal busy for a second or more).
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$HERE")
@@ -34,12 +41,18 @@ if ! mountpoint -q "$XFS_MNT"; then
   mkfs.xfs -q -f -m reflink=1 "$IMG"; mount -o loop "$IMG" "$XFS_MNT"
 fi
 
-# seconds and peak KB of a command: "S KB"
-timed() { /usr/bin/time -f "%e %M" -o "$WORK/t" "$@" >/dev/null 2>&1; cat "$WORK/t"; }
+# seconds (ms resolution) and peak KB of a command, after a sync: "S KB"
+timed() {
+  sync
+  local s e; s=$(date +%s%N)
+  /usr/bin/time -f "%M" -o "$WORK/t" "$@" >/dev/null 2>&1
+  e=$(date +%s%N)
+  echo "$(awk -v n=$((e - s)) 'BEGIN{printf "%.3f", n / 1e9}') $(cat "$WORK/t")"
+}
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
-echo "| case | first run (cmd+hash+cache) | command alone | restore median | peer median | ratio | restore peak RSS | caching peak RSS |"
-echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
+echo "| case | mlp | first run (cmd+hash+cache) | command alone | hash alone | caching beyond hash | restore median | peer median | ratio | restore peak RSS | caching peak RSS |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 bench_case() { # name dir mode peer
   local name=$1 dir=$2 mode=$3 peer=$4 ws
   ws=$(mktemp -d "$dir/ws.XXXX")
@@ -59,6 +72,7 @@ MLP
   read -r first_s first_kb < <(timed "$MLP" run -q)
   "$MLP" run -q --set n=2
   local obj; obj=$(find .mlp/cache/objects -type f ! -name '*.dir' -size +1M | head -1)
+  read -r hash_s _ < <(timed "$MLP" cache verify)
   : >"$WORK/r"; : >"$WORK/p"; local peak=0
   for i in $(seq 1 "$REPS"); do
     local n=$(( i % 2 + 1 ))
@@ -73,11 +87,17 @@ MLP
   done
   cmp -s big.bin src$(( REPS % 2 + 1 )).bin || echo "WARNING: $name restored wrong bytes" >&2
   local r p; r=$(median <"$WORK/r"); p=$(median <"$WORK/p")
-  echo "| $name | ${first_s} s | ${cmd_s} s | ${r} s | ${p} s | $(awk -v r="$r" -v p="$p" 'BEGIN{ if (p > 0) printf "%.2fx", r/p; else print "peer 0.00 s" }') | $((peak / 1024)) MB | $((first_kb / 1024)) MB |"
+  # verify read both versions: one hash is half of it
+  local beyond; beyond=$(awk -v f="$first_s" -v c="$cmd_s" -v h="$hash_s" 'BEGIN{printf "%.3f", f - c - h / 2}')
+  echo "| $name | $LABEL | ${first_s} s | ${cmd_s} s | $(awk -v h="$hash_s" 'BEGIN{printf "%.3f", h / 2}') s | ${beyond} s | ${r} s | ${p} s | $(awk -v r="$r" -v p="$p" 'BEGIN{ if (p > 0) printf "%.2fx", r/p; else print "peer 0.000 s" }') | $((peak / 1024)) MB | $((first_kb / 1024)) MB |"
   cd /; rm -rf "$ws"
 }
-bench_case xfs-reflink "$XFS_MNT" copy reflink
-bench_case ext4-copy "$WORK" copy copy
-bench_case ext4-link "$WORK" link link
+BINS=$MLP
+for MLP in $BINS; do
+  LABEL=$(basename "$(dirname "$MLP")")/$(basename "$MLP")
+  bench_case xfs-reflink "$XFS_MNT" copy reflink
+  bench_case ext4-copy "$WORK" copy copy
+  bench_case ext4-link "$WORK" link link
+done
 echo
-echo "$(date -u +%F) ${SIZE_MB} MiB, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), mlp $("$MLP" --version)"
+echo "$(date -u +%F) ${SIZE_MB} MiB, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
