@@ -66,6 +66,12 @@ use crate::hash::{
 };
 pub use mlp_plan::model::CacheMode;
 
+/// Swaps the names `a` and `b` (both must exist), atomically.
+fn exchange(a: &Path, b: &Path) -> nix::Result<()> {
+    use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
+    renameat2(AT_FDCWD, a, AT_FDCWD, b, RenameFlags::RENAME_EXCHANGE)
+}
+
 /// The content-addressed object cache.
 #[derive(Debug, Clone)]
 pub struct ObjectCache {
@@ -571,8 +577,17 @@ impl ObjectCache {
                 trash::discard(&self.root, &old).map_err(io_err(&old))
             }
             Some(m) => {
-                // A second name in the trash keeps rename from freeing the old
-                // file's blocks on the spot.
+                // The two names are exchanged (atomically, as a rename over it would
+                // be) and the old file then leaves for the trash by its new name:
+                // ext4 flushes a file renamed over another (`auto_da_alloc`), 0.5 s
+                // for a gigabyte just restored, and not one of an exchange.
+                if exchange(tmp.path(), dst).is_ok() {
+                    let old = tmp.path().to_path_buf();
+                    tmp.disarm();
+                    return trash::discard(&self.root, &old).map_err(io_err(&old));
+                }
+                // A filesystem without RENAME_EXCHANGE. A second name in the trash
+                // keeps rename from freeing the old file's blocks on the spot.
                 if m.is_file() && m.nlink() == 1 {
                     trash::keep_aside(&self.root, dst);
                 }
