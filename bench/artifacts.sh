@@ -6,7 +6,8 @@
 # env: MLP (default target/release/mlp; several binaries separated by spaces are measured one
 #      after the other in the same run, e.g. MLP="before/mlp after/mlp"), WORK (default
 #      /var/tmp/mlp-bench-artifacts, on the root filesystem: ext4 here), REPS (restores
-#      measured per case, default 6)
+#      measured per case, default 6), CASES (default "xfs-reflink ext4-copy ext4-link"),
+#      QUIET (seconds of pause after the sync before each timed step, default 2)
 #
 # Cases (every restore alternates between two versions of the output, so each one replaces
 # a SIZE_MB file, as "change a param, change it back" does; warm page cache):
@@ -14,14 +15,17 @@
 #                peer: cp --reflink=always OBJECT NEW
 #   ext4-copy    copy mode on ext4 (copy_file_range)          peer: cp OBJECT NEW
 #   ext4-link    link mode on ext4                             peer: ln OBJECT NEW
-# Per case: the first run (command + hash + cache) beside the command alone and beside
-# hashing the same bytes alone (`mlp cache verify`, which reads every object once), so that
-# first - command - hash is what caching costs beyond the one hash it needs; then the
+# Per case: the first run (command + hash + cache) beside the command alone, split by the
+# run's own event log (`--json`): the stage's span (command, then hashing its output, which
+# any content-addressed tool must do once) and what the run took after the stage ended
+# (copying the output into the object cache, the record, the snapshot); then the
 # median restore (`mlp run --set n=..`, the whole process) beside the peer's median, their
 # ratio, and mlp's peak RSS (GNU time %M) during restore and caching. Wall times are taken
-# in ms around the process; every timed step (mlp's and the peer's) starts after `sync`, so
+# in ms around the process; every timed step (mlp's and the peer's) starts after `sync` and
+# a pause (QUIET seconds, default 2: the detached `rm` of a replaced output finishing), so
 # that neither pays for writeback of the other's dirty pages (a 1 GiB file just written
-# keeps ext4's journal busy for a second or more).
+# keeps ext4's journal busy for a second or more), and the peer's copy is kept until after
+# mlp's next restore, as mlp's old output is, so that both leave a file to write back.
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$HERE")
@@ -43,7 +47,7 @@ fi
 
 # seconds (ms resolution) and peak KB of a command, after a sync: "S KB"
 timed() {
-  sync
+  sync; sleep "${QUIET:-2}"
   local s e; s=$(date +%s%N)
   /usr/bin/time -f "%M" -o "$WORK/t" "$@" >/dev/null 2>&1
   e=$(date +%s%N)
@@ -51,7 +55,7 @@ timed() {
 }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
-echo "| case | mlp | first run (cmd+hash+cache) | command alone | hash alone | caching beyond hash | restore median | peer median | ratio | restore peak RSS | caching peak RSS |"
+echo "| case | mlp | first run (cmd+hash+cache) | command alone | stage (cmd+hash) | after the stage (cache+record) | restore median | peer median | ratio | restore peak RSS | caching peak RSS |"
 echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 bench_case() { # name dir mode peer
   local name=$1 dir=$2 mode=$3 peer=$4 ws
@@ -69,10 +73,19 @@ stage big {
 MLP
   cd "$ws"
   read -r cmd_s _ < <(timed cp src1.bin cmd.bin); rm -f cmd.bin
-  read -r first_s first_kb < <(timed "$MLP" run -q)
+  read -r first_s first_kb < <(timed sh -c "exec '$MLP' run --json >'$WORK/ev.json'")
+  local split; split=$(python3 - "$WORK/ev.json" <<'PY'
+import json, sys
+ev = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+st = next(e for e in ev if "ended_ms" in e)
+fin = next(e for e in ev if "elapsed_ms" in e)
+span = st["ended_ms"] - st["started_ms"]
+print("%.3f %.3f" % (span / 1e3, (fin["elapsed_ms"] - span) / 1e3))
+PY
+)
+  local stage_s after_s; read -r stage_s after_s <<<"$split"
   "$MLP" run -q --set n=2
   local obj; obj=$(find .mlp/cache/objects -type f ! -name '*.dir' -size +1M | head -1)
-  read -r hash_s _ < <(timed "$MLP" cache verify)
   : >"$WORK/r"; : >"$WORK/p"; local peak=0
   for i in $(seq 1 "$REPS"); do
     local n=$(( i % 2 + 1 ))
@@ -83,21 +96,23 @@ MLP
       copy) read -r ps _ < <(timed cp "$obj" "peer$i") ;;
       link) read -r ps _ < <(timed ln "$obj" "peer$i") ;;
     esac
-    echo "$ps" >>"$WORK/p"; rm -f "peer$i"
+    echo "$ps" >>"$WORK/p"; rm -f "peer$((i - 1))"
   done
   cmp -s big.bin src$(( REPS % 2 + 1 )).bin || echo "WARNING: $name restored wrong bytes" >&2
   local r p; r=$(median <"$WORK/r"); p=$(median <"$WORK/p")
-  # verify read both versions: one hash is half of it
-  local beyond; beyond=$(awk -v f="$first_s" -v c="$cmd_s" -v h="$hash_s" 'BEGIN{printf "%.3f", f - c - h / 2}')
-  echo "| $name | $LABEL | ${first_s} s | ${cmd_s} s | $(awk -v h="$hash_s" 'BEGIN{printf "%.3f", h / 2}') s | ${beyond} s | ${r} s | ${p} s | $(awk -v r="$r" -v p="$p" 'BEGIN{ if (p > 0) printf "%.2fx", r/p; else print "peer 0.000 s" }') | $((peak / 1024)) MB | $((first_kb / 1024)) MB |"
+  echo "| $name | $LABEL | ${first_s} s | ${cmd_s} s | ${stage_s} s | ${after_s} s | ${r} s | ${p} s | $(awk -v r="$r" -v p="$p" 'BEGIN{ if (p > 0) printf "%.2fx", r/p; else print "peer 0.000 s" }') | $((peak / 1024)) MB | $((first_kb / 1024)) MB |"
   cd /; rm -rf "$ws"
 }
 BINS=$MLP
 for MLP in $BINS; do
   LABEL=$(basename "$(dirname "$MLP")")/$(basename "$MLP")
-  bench_case xfs-reflink "$XFS_MNT" copy reflink
-  bench_case ext4-copy "$WORK" copy copy
-  bench_case ext4-link "$WORK" link link
+  for c in ${CASES:-xfs-reflink ext4-copy ext4-link}; do
+    case $c in
+      xfs-reflink) bench_case xfs-reflink "$XFS_MNT" copy reflink ;;
+      ext4-copy) bench_case ext4-copy "$WORK" copy copy ;;
+      ext4-link) bench_case ext4-link "$WORK" link link ;;
+    esac
+  done
 done
 echo
 echo "$(date -u +%F) ${SIZE_MB} MiB, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
