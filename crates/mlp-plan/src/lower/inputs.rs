@@ -20,26 +20,40 @@ impl Lowerer {
     pub(super) fn missing_inputs(&self, stages: &[Stage]) -> Vec<Diagnostic> {
         let unproduced = std::mem::take(&mut *self.unproduced.borrow_mut());
         let mut seen = HashSet::new();
+        // Whether each path exists, asked once: in a generated pipeline thousands of
+        // stages read the same file.
+        let mut exists: HashMap<&str, bool> = HashMap::new();
         let mut missing = Vec::new();
-        for (file, span, path) in unproduced {
-            if !seen.insert((file, span, path.clone())) {
+        for (file, span, path) in &unproduced {
+            if !seen.insert((*file, *span, path.as_str())) {
                 continue;
             }
-            if !self.root.join(&path).exists() {
-                missing.push((file, span, path));
+            let there = *exists
+                .entry(path.as_str())
+                .or_insert_with(|| self.root.join(path).exists());
+            if !there {
+                missing.push((*file, *span, path.as_str()));
             }
+        }
+        if missing.is_empty() {
+            return Vec::new();
         }
         let outputs: Vec<&str> = stages
             .iter()
             .flat_map(|s| s.outputs.iter().map(|o| o.path.as_str()))
             .collect();
         let mut listings = HashMap::new();
+        // The guess for each path, made once (the same missing file is read by many stages).
+        let mut guesses: HashMap<&str, Option<String>> = HashMap::new();
         let mut out: Vec<Diagnostic> = missing
             .iter()
             .take(MAX_WARNINGS)
             .map(|(file, span, path)| {
-                let near = nearby(&self.root, path, &mut listings);
-                let guess = closest(path, near.iter().map(String::as_str).chain(outputs.iter().copied()));
+                let guess = guesses.entry(path).or_insert_with(|| {
+                    let near = nearby(&self.root, path, &mut listings);
+                    closest(path, near.iter().map(String::as_str).chain(outputs.iter().copied()))
+                        .map(str::to_string)
+                });
                 let help = match guess {
                     Some(g) => format!("did you mean `{g}`?"),
                     None => "fix the path, or make sure the file is there before `mlp run` (a stage that reads a missing input fails)".to_string(),
@@ -126,7 +140,7 @@ fn closest<'a>(path: &str, candidates: impl Iterator<Item = &'a str>) -> Option<
     let limit = (path.chars().count() / 4).clamp(1, 3);
     let mut best: Option<(usize, &str)> = None;
     for c in candidates {
-        if c == path {
+        if c == path || !may_be_within(path, c, limit) {
             continue;
         }
         let d = strsim::damerau_levenshtein(path, c);
@@ -135,6 +149,31 @@ fn closest<'a>(path: &str, candidates: impl Iterator<Item = &'a str>) -> Option<
         }
     }
     best.map(|(_, c)| c)
+}
+
+/// Whether `b` may be within `limit` edits of `a`: a cheap lower bound on the edit
+/// distance, so that the distance itself (which allocates) is computed only for the few
+/// candidates that pass. An insertion, deletion or substitution changes the length by at
+/// most one, and the count of each character by at most one on each side; a
+/// transposition changes neither. The character counts are compared for ASCII text only.
+fn may_be_within(a: &str, b: &str, limit: usize) -> bool {
+    if a.is_ascii() && b.is_ascii() {
+        if a.len().abs_diff(b.len()) > limit {
+            return false;
+        }
+        let mut counts = [0i32; 128];
+        for c in a.bytes() {
+            counts[usize::from(c)] += 1;
+        }
+        for c in b.bytes() {
+            counts[usize::from(c)] -= 1;
+        }
+        let more: i32 = counts.iter().filter(|&&n| n > 0).sum();
+        let fewer: i32 = -counts.iter().filter(|&&n| n < 0).sum::<i32>();
+        usize::try_from(more.max(fewer)).unwrap_or(usize::MAX) <= limit
+    } else {
+        a.chars().count().abs_diff(b.chars().count()) <= limit
+    }
 }
 
 #[cfg(test)]
@@ -148,6 +187,47 @@ mod tests {
         assert_eq!(closest("data/raw.cvs", c.into_iter()), Some("data/raw.csv"));
         assert_eq!(closest("src/model.py", c.into_iter()), None);
         assert_eq!(closest("a", ["b"].into_iter()), Some("b"));
+        assert_eq!(closest("ab", ["ba"].into_iter()), Some("ba"));
+        assert_eq!(
+            closest("dätä/x.csv", ["data/x.csv"].into_iter()),
+            Some("data/x.csv")
+        );
+        assert_eq!(closest("dätä/x.csv", ["data/y.tsv"].into_iter()), None);
+    }
+
+    /// The bound never rules out a candidate the edit distance would accept.
+    #[test]
+    fn the_bound_is_below_the_distance() {
+        let words = [
+            "",
+            "a",
+            "ab",
+            "ba",
+            "abc",
+            "acb",
+            "src/train.py",
+            "src/trian.py",
+            "scr/train.py",
+            "src/train.pyx",
+            "data/raw.csv",
+            "data/raw.cvs",
+            "data/raw",
+            "dätä/raw.csv",
+            "out/1.txt",
+            "out/12.txt",
+            "out/21.txt",
+            "out/all.txt",
+        ];
+        for a in words {
+            for b in words {
+                let d = strsim::damerau_levenshtein(a, b);
+                for limit in 0..5 {
+                    if d <= limit {
+                        assert!(may_be_within(a, b, limit), "{a:?} {b:?} {d} {limit}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]
