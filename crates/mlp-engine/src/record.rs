@@ -218,7 +218,7 @@ fn stage_entry(f: &Facts<'_>, i: usize, st: &StageState) -> Result<serde_json::V
     let mut v = serde_json::to_value(&status).unwrap_or_default();
     let last;
     let rec = match &st.record {
-        Some(r) => Some(r),
+        Some(r) => Some(&**r),
         None => {
             last = f.store.last_success(&s.name)?;
             last.as_ref()
