@@ -225,7 +225,10 @@ impl Coordinator<'_> {
         let s = &self.f.p.stages[i];
         Ok(match d {
             Decision::Fresh { watch } => {
-                self.states[i].watch = watch.or_else(|| self.decider.snap.carried(&s.name));
+                match watch {
+                    Some(w) => self.states[i].watch = Some(w),
+                    None => self.states[i].carried = true,
+                }
                 Some(Status::Fresh)
             }
             Decision::Restore { record, .. } if dry => {

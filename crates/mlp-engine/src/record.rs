@@ -289,12 +289,22 @@ pub fn snapshot(f: &Facts<'_>, states: &[StageState], snap: &SnapView<'_>) -> Sn
             st.status,
             Some(Status::Fresh | Status::Restored | Status::Ran { .. })
         );
+        // What it watched at the last snapshot, carried over as it was.
+        let old_watch = || {
+            let old = snap.snap?;
+            let o = old.stage(&s.name).filter(|o| !o.skipped)?;
+            Some(Watched::Old(old, o))
+        };
         let watch = if fresh_now {
-            st.watch.clone()
+            if st.carried {
+                old_watch()
+            } else {
+                st.watch.as_ref().map(Watched::New)
+            }
         } else if !st.selected {
             // Not part of this run: what it was up to date with still holds (or not:
             // the stats decide next time).
-            snap.carried(&s.name)
+            old_watch()
         } else if matches!(st.status, Some(Status::Skipped { .. })) {
             // Skipped by a `when` (or below one): while everything else stays as it
             // is, it stays skipped. The no-op needs to know that, not more.
@@ -331,11 +341,14 @@ pub fn snapshot(f: &Facts<'_>, states: &[StageState], snap: &SnapView<'_>) -> Sn
                 old.map_or(0, |o| o.duration_ms),
             ),
         };
-        let watch: Vec<u32> = w.entries.into_iter().map(|e| b.add(e)).collect();
+        let (identity, watch) = match w {
+            Watched::New(w) => (w.identity, w.entries.iter().map(|e| b.add_ref(e)).collect()),
+            Watched::Old(old, o) => (o.identity, b.carry(old, &o.watch)),
+        };
         stages.push(StageSnap {
             name: s.name.clone(),
             shape: snap.shapes[i],
-            identity: w.identity,
+            identity,
             watch,
             always: s.always,
             skipped: false,
@@ -355,6 +368,14 @@ pub fn snapshot(f: &Facts<'_>, states: &[StageState], snap: &SnapView<'_>) -> Sn
         entries: b.entries,
         stages,
     }
+}
+
+/// What a stage is up to date with, for the next snapshot.
+enum Watched<'a> {
+    /// Seen in this run.
+    New(&'a crate::snapshot::Watch),
+    /// Its entry in the last snapshot (the snapshot, the entry).
+    Old(&'a Snapshot, &'a StageSnap),
 }
 
 fn now_ns() -> i128 {

@@ -16,6 +16,10 @@ pub struct StageState {
     pub status: Option<Status>,
     /// What it is up to date with, for the next snapshot.
     pub watch: Option<Watch>,
+    /// Fresh by the last snapshot: the next snapshot carries over what it watched there
+    /// (read from the old snapshot then, not copied into `watch`: at 100,000 stages the
+    /// copies were 45 MB).
+    pub carried: bool,
     /// When its work started and ended (ms since the epoch; 0: not yet).
     pub started_ms: u64,
     pub ended_ms: u64,
