@@ -138,9 +138,10 @@ fn walk(root: &Path, dir: &str, depth: usize, out: &mut BTreeSet<String>) {
 /// enough to be a typo: a quarter of the path's length, at least 1, at most 3 edits.
 fn closest<'a>(path: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
     let limit = (path.chars().count() / 4).clamp(1, 3);
+    let bound = Bound::new(path);
     let mut best: Option<(usize, &str)> = None;
     for c in candidates {
-        if c == path || !may_be_within(path, c, limit) {
+        if c == path || !bound.may_be_within(c, limit) {
             continue;
         }
         let d = strsim::damerau_levenshtein(path, c);
@@ -151,28 +152,59 @@ fn closest<'a>(path: &str, candidates: impl Iterator<Item = &'a str>) -> Option<
     best.map(|(_, c)| c)
 }
 
-/// Whether `b` may be within `limit` edits of `a`: a cheap lower bound on the edit
-/// distance, so that the distance itself (which allocates) is computed only for the few
-/// candidates that pass. An insertion, deletion or substitution changes the length by at
-/// most one, and the count of each character by at most one on each side; a
-/// transposition changes neither. The character counts are compared for ASCII text only.
-fn may_be_within(a: &str, b: &str, limit: usize) -> bool {
-    if a.is_ascii() && b.is_ascii() {
-        if a.len().abs_diff(b.len()) > limit {
-            return false;
+/// A cheap lower bound on the edit distance from one path, so that the distance itself
+/// (which allocates) is computed only for the few candidates that pass: an insertion,
+/// deletion or substitution changes the length by at most one, and the count of each
+/// character by at most one on each side; a transposition changes neither. The
+/// character counts are compared for ASCII text only.
+struct Bound {
+    chars: usize,
+    /// The count of each byte of the path, when it is ASCII.
+    counts: Option<[i32; 128]>,
+}
+
+impl Bound {
+    fn new(path: &str) -> Bound {
+        let counts = path.is_ascii().then(|| {
+            let mut counts = [0i32; 128];
+            for c in path.bytes() {
+                counts[usize::from(c)] += 1;
+            }
+            counts
+        });
+        Bound {
+            chars: path.chars().count(),
+            counts,
         }
-        let mut counts = [0i32; 128];
-        for c in a.bytes() {
-            counts[usize::from(c)] += 1;
+    }
+
+    /// Whether `b` may be within `limit` edits of the path.
+    fn may_be_within(&self, b: &str, limit: usize) -> bool {
+        match &self.counts {
+            Some(counts) if b.is_ascii() => {
+                if self.chars.abs_diff(b.len()) > limit {
+                    return false;
+                }
+                // What the path has more of (`more`) and `b` has more of (`fewer`).
+                let mut counts = *counts;
+                let mut more = self.chars;
+                let mut fewer = 0;
+                for c in b.bytes() {
+                    let n = &mut counts[usize::from(c)];
+                    if *n > 0 {
+                        more -= 1;
+                    } else {
+                        fewer += 1;
+                        if fewer > limit {
+                            return false;
+                        }
+                    }
+                    *n -= 1;
+                }
+                more <= limit
+            }
+            _ => self.chars.abs_diff(b.chars().count()) <= limit,
         }
-        for c in b.bytes() {
-            counts[usize::from(c)] -= 1;
-        }
-        let more: i32 = counts.iter().filter(|&&n| n > 0).sum();
-        let fewer: i32 = -counts.iter().filter(|&&n| n < 0).sum::<i32>();
-        usize::try_from(more.max(fewer)).unwrap_or(usize::MAX) <= limit
-    } else {
-        a.chars().count().abs_diff(b.chars().count()) <= limit
     }
 }
 
@@ -223,7 +255,10 @@ mod tests {
                 let d = strsim::damerau_levenshtein(a, b);
                 for limit in 0..5 {
                     if d <= limit {
-                        assert!(may_be_within(a, b, limit), "{a:?} {b:?} {d} {limit}");
+                        assert!(
+                            Bound::new(a).may_be_within(b, limit),
+                            "{a:?} {b:?} {d} {limit}"
+                        );
                     }
                 }
             }
