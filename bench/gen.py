@@ -7,8 +7,9 @@ ENGINE  make | ninja | snakemake | dvc | mlp
 SHAPE   chain  stage i copies the output of stage i-1 (stage 0 copies src/input.txt)
         wide   N independent stages copy src/input.txt; a final stage `all` reads all N
 
-Every stage is `cat IN... > OUT && echo i >> OUT`: a real process doing almost nothing,
-so the timings are the engine's overhead. Outputs go to out/<i>.txt (the final stage of
+Every stage is `cat IN > OUT && echo i >> OUT` (the final stage of `wide` counts its
+inputs with `ls out | ... | wc -l`): a real process doing almost nothing, so the timings
+are the engine's overhead. Outputs go to out/<i>.txt (the final stage of
 `wide` writes out/all.txt). DIR is wiped and rewritten.
 """
 import os
@@ -32,9 +33,13 @@ def plan(shape, n):
             st.append((f"s{i}", ["src/input.txt"], out,
                        f"cat src/input.txt > {out} && echo {i} >> {out}"))
         ins = [o for _, _, o, _ in st]
-        # A glob over the numbered outputs only (`out/*.txt` would read out/all.txt too).
+        # Issue 12's final stage: count the outputs through a pipe. A glob on the command
+        # line (`cat out/[0-9]*.txt`) fails with "Argument list too long" at 100,000
+        # stages, so every rerun reran it. `grep -v` drops out/all.txt itself, which the
+        # redirection may create before `ls` reads the directory (make and ninja also
+        # leave the previous one there), so the count is the same every time.
         st.append(("all", ins, "out/all.txt",
-                   "cat out/[0-9]*.txt > out/all.txt && echo all >> out/all.txt"))
+                   "ls out | grep -v '^all' | wc -l > out/all.txt && echo all >> out/all.txt"))
     else:
         sys.exit(f"gen.py: unknown shape {shape!r} (chain | wide)")
     return st

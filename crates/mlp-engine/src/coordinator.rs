@@ -225,12 +225,15 @@ impl Coordinator<'_> {
         let s = &self.f.p.stages[i];
         Ok(match d {
             Decision::Fresh { watch } => {
-                self.states[i].watch = watch.or_else(|| self.decider.snap.carried(&s.name));
+                match watch {
+                    Some(w) => self.states[i].watch = Some(w),
+                    None => self.states[i].carried = true,
+                }
                 Some(Status::Fresh)
             }
             Decision::Restore { record, .. } if dry => {
                 // Kept so that the stages below are decided against the restored bytes.
-                self.states[i].record = Some(record);
+                self.states[i].record = Some(Box::new(record));
                 Some(Status::WouldRun {
                     reason: WOULD_RESTORE.to_string(),
                 })
@@ -269,7 +272,7 @@ impl Coordinator<'_> {
                     }
                 };
                 self.pending.push(record.clone());
-                self.states[i].record = Some(record);
+                self.states[i].record = Some(Box::new(record));
                 Some(st)
             }
             Decision::Skip(why) => Some(Status::Skipped {
@@ -292,7 +295,7 @@ impl Coordinator<'_> {
                 } else if self.stopping && (self.interrupted || !decide::is_handler(self.f.p, i)) {
                     Some(Status::NotRun)
                 } else {
-                    self.states[i].key = Some(key);
+                    self.states[i].key = Some(Box::new(key));
                     self.states[i].watch = Some(watch);
                     self.queue.push_ready(i);
                     None
@@ -374,7 +377,7 @@ impl Coordinator<'_> {
         let key = self.states[i]
             .key
             .take()
-            .unwrap_or_else(crate::identity::StageKey::empty);
+            .map_or_else(crate::identity::StageKey::empty, |k| *k);
         let record::Ended {
             mut outcome,
             mut status,
@@ -439,7 +442,7 @@ impl Coordinator<'_> {
         } else {
             self.pending.push(record.clone());
         }
-        st.record = Some(record);
+        st.record = Some(Box::new(record));
         // A fallback's outputs serve this run only: no snapshot entry, so the next run
         // tries the command again.
         if status.ok() && !done.used_fallback {
@@ -468,7 +471,7 @@ impl Coordinator<'_> {
         match result {
             Ok(()) => {
                 if let Some(r) = &st.record {
-                    self.pending.push(r.clone());
+                    self.pending.push(StageRecord::clone(r));
                 }
             }
             Err(e) => {

@@ -241,20 +241,6 @@ impl<'a> SnapView<'a> {
                 .iter()
                 .all(|d| !states[d.stage].selected || states[d.stage].status == Some(Status::Fresh))
     }
-
-    /// What a stage was up to date with at the last snapshot.
-    pub fn carried(&self, name: &str) -> Option<Watch> {
-        let old = self.snap?;
-        let s = old.stage(name).filter(|s| !s.skipped)?;
-        Some(Watch {
-            entries: s
-                .watch
-                .iter()
-                .filter_map(|&k| old.entries.get(k as usize).cloned())
-                .collect(),
-            identity: s.identity,
-        })
-    }
 }
 
 /// Everything a decision reads.

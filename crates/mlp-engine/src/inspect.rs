@@ -117,7 +117,7 @@ pub fn status(
                 pass[i].status = Some(dry_status(&d));
                 if let Decision::Restore { record, .. } = d {
                     // What is below is decided against the bytes the restore brings back.
-                    pass[i].record = Some(record);
+                    pass[i].record = Some(Box::new(record));
                 }
             }
         }

@@ -210,7 +210,7 @@ impl Submission {
             stage: stage.name.clone(),
             run_id: run_id.to_string(),
             identity,
-            settings: stage.executor.ray.clone(),
+            settings: RaySettings::clone(&stage.executor.ray),
             resources: stage.resources,
             dir,
             attach_checked: AtomicBool::new(false),

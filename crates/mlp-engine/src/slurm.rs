@@ -127,7 +127,7 @@ impl Submission {
             stage: stage.name.clone(),
             run_id: run_id.to_string(),
             identity,
-            settings: stage.executor.slurm.clone(),
+            settings: SlurmSettings::clone(&stage.executor.slurm),
             resources: stage.resources,
             dir,
             attach_checked: AtomicBool::new(false),

@@ -242,12 +242,20 @@ impl Builder {
         i
     }
 
+    /// [`Builder::add`], copying the entry only when the path is new.
+    pub fn add_ref(&mut self, e: &Entry) -> u32 {
+        match self.index.get(&e.path) {
+            Some(&i) => i,
+            None => self.add(e.clone()),
+        }
+    }
+
     /// Carry over the entries a still-fresh stage of an older snapshot watched.
     pub fn carry(&mut self, old: &Snapshot, watch: &[u32]) -> Vec<u32> {
         watch
             .iter()
             .filter_map(|&i| old.entries.get(i as usize))
-            .map(|e| self.add(e.clone()))
+            .map(|e| self.add_ref(e))
             .collect()
     }
 }

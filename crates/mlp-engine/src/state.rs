@@ -16,13 +16,18 @@ pub struct StageState {
     pub status: Option<Status>,
     /// What it is up to date with, for the next snapshot.
     pub watch: Option<Watch>,
+    /// Fresh by the last snapshot: the next snapshot carries over what it watched there
+    /// (read from the old snapshot then, not copied into `watch`: at 100,000 stages the
+    /// copies were 45 MB).
+    pub carried: bool,
     /// When its work started and ended (ms since the epoch; 0: not yet).
     pub started_ms: u64,
     pub ended_ms: u64,
-    /// The key it runs with (between the decision and its record).
-    pub key: Option<StageKey>,
+    /// The key it runs with (between the decision and its record). Boxed, as `record`:
+    /// most of 100,000 stages have neither, and inline they were half a kilobyte each.
+    pub key: Option<Box<StageKey>>,
     /// The record it got in this run (ran, restored, failed).
-    pub record: Option<StageRecord>,
+    pub record: Option<Box<StageRecord>>,
     /// Why it ended as it did, beyond its status (e.g. a gate with no baseline).
     pub notes: Vec<String>,
 }
@@ -46,7 +51,7 @@ impl StageState {
     /// run would decide it after the restore (early cutoff included).
     pub fn would_restore(&self) -> Option<&StageRecord> {
         match (&self.status, &self.record) {
-            (Some(Status::WouldRun { .. }), Some(r)) => Some(r),
+            (Some(Status::WouldRun { .. }), Some(r)) => Some(&**r),
             _ => None,
         }
     }

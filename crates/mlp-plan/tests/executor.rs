@@ -52,7 +52,7 @@ stage c {
     let a = &p.stages[0].executor;
     assert_eq!((a.kind, a.own), (ExecutorKind::Slurm, false));
     assert_eq!(
-        a.slurm,
+        *a.slurm,
         SlurmSettings {
             partition: Some("gpu".into()),
             account: Some("ml".into()),

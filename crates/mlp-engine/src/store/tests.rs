@@ -502,3 +502,54 @@ fn outcome_json_shape() {
     let back: StageRecord = serde_json::from_value(r).unwrap();
     assert_eq!(back.metrics, serde_json::Value::Null);
 }
+
+/// A store of schema 1 (run records in `runs` itself) opens, its runs read as before, new
+/// runs go into trees of their own, and it is marked 2, which a binary of schema 1
+/// refuses.
+#[test]
+fn schema_1_runs_stay_readable_and_new_runs_get_their_own_tree() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state");
+    {
+        let db = sled::open(&path).unwrap();
+        db.open_tree("meta")
+            .unwrap()
+            .insert(SCHEMA_KEY, b"1".as_slice())
+            .unwrap();
+        db.open_tree("runs")
+            .unwrap()
+            .insert(b"00000001", br#"{"n": 1}"#.as_slice())
+            .unwrap();
+        db.flush().unwrap();
+    }
+    {
+        let store = SledStore::open(&path).unwrap();
+        assert_eq!(store.run("00000001").unwrap(), Some(json!({"n": 1})));
+        store.put_run_json("00000002", br#"{"n": 2}"#).unwrap();
+        store.put_run("00000003", &json!({"n": 3})).unwrap();
+        assert_eq!(store.last_run_id().unwrap().as_deref(), Some("00000003"));
+        let runs = store.runs().unwrap();
+        assert_eq!(
+            runs,
+            vec![
+                ("00000001".to_string(), json!({"n": 1})),
+                ("00000002".to_string(), json!({"n": 2})),
+                ("00000003".to_string(), json!({"n": 3})),
+            ]
+        );
+    }
+    let db = sled::open(&path).unwrap();
+    let meta = db.open_tree("meta").unwrap();
+    assert_eq!(
+        meta.get(SCHEMA_KEY).unwrap().as_deref(),
+        Some(SCHEMA_VERSION.to_string().as_bytes())
+    );
+    // The new runs are listed in `runs` with an empty value, their records apart.
+    let runs = db.open_tree("runs").unwrap();
+    assert_eq!(runs.get(b"00000002").unwrap().as_deref(), Some(&b""[..]));
+    let body = db.open_tree("run:00000002").unwrap();
+    assert_eq!(
+        body.get(b"record").unwrap().as_deref(),
+        Some(&br#"{"n": 2}"#[..])
+    );
+}

@@ -29,7 +29,7 @@ impl Lowerer {
     }
 
     /// A stage's own `cache` item.
-    pub(super) fn stage_cache(&self, b: &mut Building<'_, '_>, m: &ast::Spanned<String>) {
+    pub(super) fn stage_cache(&self, b: &mut Building<'_>, m: &ast::Spanned<String>) {
         if let Some(mode) = self.cache_mode(b.r.file, m) {
             b.stage.cache = mode;
         }

@@ -22,7 +22,7 @@ struct Word<'a> {
 
 impl Lowerer {
     /// Interpolate a `run` or `fallback` command of the stage being built.
-    pub(super) fn command(&self, b: &mut Building<'_, '_>, st: &ast::Str) -> String {
+    pub(super) fn command(&self, b: &mut Building<'_>, st: &ast::Str) -> String {
         let r = b.r;
         let mut out = String::new();
         for part in &st.parts {
@@ -55,7 +55,7 @@ impl Lowerer {
     }
 
     /// `${in}`, `${out.model}`, `${metrics[0]}`: the stage's own paths, quoted, into `out`.
-    fn own_paths(&self, b: &Building<'_, '_>, path: &ast::Spanned<ast::Path>, out: &mut String) {
+    fn own_paths(&self, b: &Building<'_>, path: &ast::Spanned<ast::Path>, out: &mut String) {
         let head = path.node.head.as_str();
         let all: Vec<Word<'_>> = if head == "in" {
             b.stage
@@ -91,7 +91,7 @@ impl Lowerer {
     /// `${stage.output}`: the path of stage `j`'s output, quoted; it becomes an input.
     fn stage_output(
         &self,
-        b: &mut Building<'_, '_>,
+        b: &mut Building<'_>,
         path: &ast::Spanned<ast::Path>,
         j: usize,
     ) -> Option<String> {
@@ -149,7 +149,7 @@ impl Lowerer {
         }
     }
 
-    fn unknown_in_command(&self, b: &Building<'_, '_>, path: &ast::Spanned<ast::Path>) {
+    fn unknown_in_command(&self, b: &Building<'_>, path: &ast::Spanned<ast::Path>) {
         let head = path.node.head.as_str();
         let mut cands: Vec<&str> = b.r.vars.iter().map(|(n, _)| n.as_str()).collect();
         cands.extend(["params", "in", "out", "metrics"]);

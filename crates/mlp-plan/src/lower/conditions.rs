@@ -14,20 +14,15 @@ use crate::value::Value;
 
 /// Where a condition is: the stage it belongs to, and whether it is the stage's `when`.
 #[derive(Clone, Copy)]
-struct Site<'s, 'a> {
+struct Site<'s> {
     me: usize,
-    r: &'s RawStage<'a>,
+    r: &'s RawStage,
     is_when: bool,
 }
 
 impl Lowerer {
     /// Resolve and type-check a `check`, `gate` or `when` expression.
-    pub(super) fn condition(
-        &self,
-        b: &Building<'_, '_>,
-        e: &ast::Expr,
-        is_when: bool,
-    ) -> Option<Cond> {
+    pub(super) fn condition(&self, b: &Building<'_>, e: &ast::Expr, is_when: bool) -> Option<Cond> {
         let site = Site {
             me: b.me,
             r: b.r,
@@ -55,7 +50,7 @@ impl Lowerer {
         Some(c)
     }
 
-    fn cond(&self, site: Site<'_, '_>, e: &ast::Expr) -> Option<(Cond, Ty)> {
+    fn cond(&self, site: Site<'_>, e: &ast::Expr) -> Option<(Cond, Ty)> {
         let r = site.r;
         let f = r.file;
         use ast::ExprKind as E;
@@ -149,12 +144,7 @@ impl Lowerer {
     }
 
     /// `failed(stage)`.
-    fn failed_call(
-        &self,
-        site: Site<'_, '_>,
-        e: &ast::Expr,
-        args: &[ast::Expr],
-    ) -> Option<(Cond, Ty)> {
+    fn failed_call(&self, site: Site<'_>, e: &ast::Expr, args: &[ast::Expr]) -> Option<(Cond, Ty)> {
         use ast::ExprKind as E;
         let Site { me, r, .. } = site;
         let f = r.file;
@@ -208,7 +198,7 @@ impl Lowerer {
     /// `abs(x)`, `min(a, b, ...)`, `max(a, b, ...)`.
     fn numeric_call(
         &self,
-        site: Site<'_, '_>,
+        site: Site<'_>,
         e: &ast::Expr,
         name: &ast::Spanned<String>,
         args: &[ast::Expr],
@@ -262,7 +252,7 @@ impl Lowerer {
         Some((Cond::Call { func, args: cs }, Ty::Num))
     }
 
-    fn cond_path(&self, site: Site<'_, '_>, p: &ast::Path, span: Span) -> Option<(Cond, Ty)> {
+    fn cond_path(&self, site: Site<'_>, p: &ast::Path, span: Span) -> Option<(Cond, Ty)> {
         let Site { me, r, is_when } = site;
         let f = r.file;
         if let Some((_, v)) = r.vars.iter().rev().find(|(n, _)| *n == p.head) {
@@ -386,7 +376,7 @@ impl Lowerer {
     }
 
     /// `head` is none of the names an expression may use.
-    fn unknown_expr_name(&self, site: Site<'_, '_>, head: &str, span: Span) {
+    fn unknown_expr_name(&self, site: Site<'_>, head: &str, span: Span) {
         let Site { me, r, .. } = site;
         let mut cands: Vec<String> = self.outputs[me]
             .iter()

@@ -2,6 +2,7 @@
 //! own, over the pipeline's settings).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use mlp_syntax::ast::{self, Span};
 
@@ -19,7 +20,7 @@ pub(super) struct Given {
 
 impl Lowerer {
     /// A stage's executor: its own `executor` item over the pipeline's, or the pipeline's.
-    pub(super) fn stage_executor(&self, r: &RawStage<'_>) -> Executor {
+    pub(super) fn stage_executor(&self, r: &RawStage) -> Executor {
         let pipeline = &self.executor;
         let own = r.ast.items.iter().find_map(|i| match &i.kind {
             ast::StageItemKind::Executor(e) => Some(e),
@@ -32,8 +33,8 @@ impl Lowerer {
             Some(g) => Executor {
                 kind: g.kind,
                 own: true,
-                slurm: pipeline.slurm.overlay(&g.slurm),
-                ray: pipeline.ray.overlay(&g.ray),
+                slurm: Arc::new(pipeline.slurm.overlay(&g.slurm)),
+                ray: Arc::new(pipeline.ray.overlay(&g.ray)),
             },
             None => pipeline.clone(),
         }

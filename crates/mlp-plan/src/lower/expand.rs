@@ -1,87 +1,98 @@
 //! Pass 3, `for` expansion: one raw stage per stage item and loop value, its name
 //! interpolated with the loop variables.
 
+use std::rc::Rc;
+
 use mlp_syntax::ast;
 
-use super::{Lowerer, RawStage, Vars};
+use super::{Lowerer, RawStage, StageAst, Vars};
 use crate::codes::Code;
 use crate::diag::{Diagnostic, did_you_mean};
 use crate::value::Value;
 
 impl Lowerer {
-    /// Every stage of every file, loops expanded, in source order.
-    pub(super) fn expand_all<'a>(&self, files: &'a [(usize, ast::File)]) -> Vec<RawStage<'a>> {
+    /// Every stage of every file, loops expanded, in source order. Takes the trees: each
+    /// top-level item goes to the raw stages written in it (see [`StageAst`]).
+    pub(super) fn expand_all(&self, files: Vec<(usize, ast::File)>) -> Vec<RawStage> {
         let mut raw = Vec::new();
         for (fid, f) in files {
-            self.expand(*fid, &f.items, &Vec::new(), &mut raw);
+            for item in f.items {
+                let item = Rc::new(item);
+                self.expand(fid, &item, &item, &mut Vec::new(), &Vec::new(), &mut raw);
+            }
         }
         raw
     }
 
-    fn expand<'a>(
+    /// The raw stages of `item`, which is in the top-level item `top` at `path`.
+    fn expand(
         &self,
         fid: usize,
-        items: &'a [ast::Item],
+        top: &Rc<ast::Item>,
+        item: &ast::Item,
+        path: &mut Vec<usize>,
         vars: &Vars,
-        out: &mut Vec<RawStage<'a>>,
+        out: &mut Vec<RawStage>,
     ) {
-        for item in items {
-            match &item.kind {
-                ast::ItemKind::Stage(s) => {
-                    let n_before = self.n_errors();
-                    let (name, span) = match &s.name {
-                        ast::StageName::Ident(n) => (n.node.clone(), n.span),
-                        ast::StageName::Str(st) => {
-                            (self.plain_str(fid, st, self.scope(vars)), st.span)
-                        }
-                    };
-                    out.push(RawStage {
-                        file: fid,
-                        ast: s,
-                        name,
-                        name_span: span,
-                        vars: vars.clone(),
-                        bad_name: self.n_errors() > n_before,
-                    });
-                }
-                ast::ItemKind::For(l) => {
-                    let Some(values) = self.loop_values(fid, l, vars) else {
-                        continue;
-                    };
-                    for v in values {
-                        let mut inner = vars.clone();
-                        inner.push((l.var.node.clone(), v));
-                        self.expand(fid, &l.items, &inner, out);
-                    }
-                }
-                ast::ItemKind::Unknown(w) if !vars.is_empty() => {
-                    if self.string_ran_on(fid, w) {
-                        continue;
-                    }
-                    self.err(
-                        Diagnostic::new(
-                            Code::UnknownKeyword,
-                            format!("unknown keyword `{}`", w.node),
-                        )
-                        .at(fid, w.span, "not a keyword")
-                        .help(
-                            did_you_mean(&w.node, ["stage", "for"]).unwrap_or_else(|| {
-                                "a `for` loop holds `stage` and `for` items".into()
-                            }),
-                        ),
-                    );
-                }
-                ast::ItemKind::Pipeline(_)
-                | ast::ItemKind::Executor(_)
-                | ast::ItemKind::Tracking(_)
-                | ast::ItemKind::Cache(_)
-                | ast::ItemKind::Remote(_)
-                | ast::ItemKind::ParamsFiles(_)
-                | ast::ItemKind::Param { .. }
-                | ast::ItemKind::Env(_)
-                | ast::ItemKind::Include(_)
-                | ast::ItemKind::Unknown(_) => {}
+        match &item.kind {
+            ast::ItemKind::Stage(s) => {
+                let n_before = self.n_errors();
+                let (name, span) = match &s.name {
+                    ast::StageName::Ident(n) => (n.node.clone(), n.span),
+                    ast::StageName::Str(st) => (self.plain_str(fid, st, self.scope(vars)), st.span),
+                };
+                out.push(RawStage {
+                    file: fid,
+                    ast: StageAst {
+                        item: Rc::clone(top),
+                        path: path.as_slice().into(),
+                    },
+                    name,
+                    name_span: span,
+                    vars: vars.clone(),
+                    bad_name: self.n_errors() > n_before,
+                });
             }
+            ast::ItemKind::For(l) => {
+                let Some(values) = self.loop_values(fid, l, vars) else {
+                    return;
+                };
+                for v in values {
+                    let mut inner = vars.clone();
+                    inner.push((l.var.node.clone(), v));
+                    for (j, body_item) in l.items.iter().enumerate() {
+                        path.push(j);
+                        self.expand(fid, top, body_item, path, &inner, out);
+                        path.pop();
+                    }
+                }
+            }
+            ast::ItemKind::Unknown(w) if !vars.is_empty() => {
+                if self.string_ran_on(fid, w) {
+                    return;
+                }
+                self.err(
+                    Diagnostic::new(
+                        Code::UnknownKeyword,
+                        format!("unknown keyword `{}`", w.node),
+                    )
+                    .at(fid, w.span, "not a keyword")
+                    .help(
+                        did_you_mean(&w.node, ["stage", "for"])
+                            .unwrap_or_else(|| "a `for` loop holds `stage` and `for` items".into()),
+                    ),
+                );
+            }
+            ast::ItemKind::Pipeline(_)
+            | ast::ItemKind::Executor(_)
+            | ast::ItemKind::Tracking(_)
+            | ast::ItemKind::Cache(_)
+            | ast::ItemKind::Remote(_)
+            | ast::ItemKind::ParamsFiles(_)
+            | ast::ItemKind::Param { .. }
+            | ast::ItemKind::Env(_)
+            | ast::ItemKind::Include(_)
+            | ast::ItemKind::Unknown(_) => {}
         }
     }
 

@@ -189,8 +189,8 @@ impl Lowerer {
                 self.executor = Executor {
                     kind: g.kind,
                     own: false,
-                    slurm: g.slurm,
-                    ray: g.ray,
+                    slurm: std::sync::Arc::new(g.slurm),
+                    ray: std::sync::Arc::new(g.ray),
                 };
             }
         }

@@ -191,14 +191,42 @@ struct Lowerer {
 }
 
 /// A stage after `for` expansion, before resolution.
-struct RawStage<'a> {
+struct RawStage {
     file: usize,
-    ast: &'a ast::Stage,
+    ast: StageAst,
     name: String,
     name_span: Span,
     vars: Vars,
     /// Its name could not be interpolated (already reported): not checked further.
     bad_name: bool,
+}
+
+/// A stage's syntax tree, owned with the top-level item it is written in (a `stage`, or
+/// the `for` loop around it) and shared with the other stages that loop makes. The stage
+/// loop of [`Lowerer::lower`] drops each raw stage once it is lowered, so the tree of a
+/// top-level item is freed as soon as its last stage is lowered: the syntax tree and the
+/// plan are not both whole at once (at 100,000 stages each is over 100 MB).
+struct StageAst {
+    item: std::rc::Rc<ast::Item>,
+    /// The index of the item in each `for` body down to the stage (empty: `item` is it).
+    path: Box<[usize]>,
+}
+
+impl std::ops::Deref for StageAst {
+    type Target = ast::Stage;
+
+    fn deref(&self) -> &ast::Stage {
+        let mut item: &ast::Item = &self.item;
+        for &i in &self.path {
+            if let ast::ItemKind::For(l) = &item.kind {
+                item = &l.items[i];
+            }
+        }
+        match &item.kind {
+            ast::ItemKind::Stage(s) => s,
+            _ => unreachable!("`expand` makes a StageAst only for the path to a stage"),
+        }
+    }
 }
 
 /// The loop variables in scope, outermost first.
@@ -226,9 +254,9 @@ impl Scope<'static> {
 
 /// The stage being lowered (by `stage`, `command` and `conditions`): which it is, and what
 /// is built so far.
-struct Building<'r, 'a> {
+struct Building<'r> {
     me: usize,
-    r: &'r RawStage<'a>,
+    r: &'r RawStage,
     stage: Stage,
     deps: Vec<Dep>,
 }
@@ -302,12 +330,14 @@ impl Lowerer {
     fn lower(&mut self, root_file: (usize, ast::File), opts: &Options) -> Option<Pipeline> {
         let files = self.collect_sources(root_file);
         let top = self.top_level(&files, opts);
-        let raw = self.expand_all(&files);
+        let n_files = files.len();
+        let raw = self.expand_all(files);
         self.names(&raw);
         self.outputs(&raw);
         let mut stages: Vec<Stage> = Vec::with_capacity(raw.len());
-        for (i, r) in raw.iter().enumerate() {
-            stages.push(self.stage(i, r));
+        // Each raw stage is dropped once lowered, and with the last one of an item, its tree.
+        for (i, r) in raw.into_iter().enumerate() {
+            stages.push(self.stage(i, &r));
         }
         if self.n_errors() > 0 {
             return None;
@@ -318,7 +348,7 @@ impl Lowerer {
         let order = self.order(&stages)?;
         self.warnings = self.missing_inputs(&stages);
         let mut sources = self.rel_names.clone();
-        sources.truncate(files.len().max(1));
+        sources.truncate(n_files.max(1));
         sources.extend(top.params_sources);
         Some(Pipeline {
             name: top.name.unwrap_or_else(|| "pipeline".into()),

@@ -11,7 +11,7 @@ use crate::diag::{Diagnostic, did_you_mean};
 
 impl Lowerer {
     /// Fill `by_name` (the first stage of each name) and `stage_names`.
-    pub(super) fn names(&mut self, raw: &[RawStage<'_>]) {
+    pub(super) fn names(&mut self, raw: &[RawStage]) {
         let mut by_name: HashMap<String, usize> = HashMap::new();
         for (i, r) in raw.iter().enumerate() {
             if r.bad_name {
@@ -35,7 +35,7 @@ impl Lowerer {
     }
 
     /// `r` has the name of `first`, an earlier stage.
-    fn duplicate(&self, r: &RawStage<'_>, first: &RawStage<'_>) {
+    fn duplicate(&self, r: &RawStage, first: &RawStage) {
         // The same stage written once in a `for` loop, made again for another value.
         let same_place =
             first.file == r.file && first.name_span == r.name_span && !r.vars.is_empty();

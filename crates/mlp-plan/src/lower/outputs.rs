@@ -18,7 +18,7 @@ type ByPath = BTreeMap<String, (usize, Span)>;
 
 impl Lowerer {
     /// Fill `outputs`, `out_spans` and `out_index`.
-    pub(super) fn outputs(&mut self, raw: &[RawStage<'_>]) {
+    pub(super) fn outputs(&mut self, raw: &[RawStage]) {
         let mut outputs: Vec<Vec<Output>> = Vec::new();
         let mut out_spans: Vec<Vec<Span>> = Vec::new();
         let mut by_path: ByPath = BTreeMap::new();
@@ -37,12 +37,22 @@ impl Lowerer {
     fn stage_outputs(
         &self,
         i: usize,
-        raw: &[RawStage<'_>],
+        raw: &[RawStage],
         by_path: &mut ByPath,
     ) -> (Vec<Output>, Vec<Span>) {
         let r = &raw[i];
-        let mut outs = Vec::new();
-        let mut spans = Vec::new();
+        // Sized exactly: there is one of these per stage.
+        let n = r
+            .ast
+            .items
+            .iter()
+            .map(|item| match &item.kind {
+                ast::StageItemKind::Out(l) | ast::StageItemKind::Metrics(l) => l.len(),
+                _ => 0,
+            })
+            .sum();
+        let mut outs = Vec::with_capacity(n);
+        let mut spans = Vec::with_capacity(n);
         let mut names: HashMap<String, Span> = HashMap::new();
         for item in &r.ast.items {
             let (list, metrics) = match &item.kind {
@@ -89,7 +99,7 @@ impl Lowerer {
     /// Stage `i` declares `path` at `span`, which stage `j` declared first at `sp`.
     fn clash(
         &self,
-        raw: &[RawStage<'_>],
+        raw: &[RawStage],
         (i, span): (usize, Span),
         (j, sp): (usize, Span),
         path: &str,
@@ -144,7 +154,7 @@ impl Lowerer {
     }
 
     /// An output under another stage's output directory is ambiguous.
-    fn nested_outputs(&self, raw: &[RawStage<'_>], by_path: &ByPath) {
+    fn nested_outputs(&self, raw: &[RawStage], by_path: &ByPath) {
         let paths: Vec<(&String, &(usize, Span))> = by_path.iter().collect();
         for w in paths.windows(2) {
             let (a, (ia, _)) = w[0];

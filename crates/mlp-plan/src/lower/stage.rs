@@ -1,7 +1,7 @@
 //! Pass 6, each stage: its inputs (paths, globs, references to other stages), then its
 //! other items, then its dependency edges, one per upstream stage.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use mlp_syntax::ast::{self, Span};
 
@@ -9,14 +9,13 @@ use super::{Building, Lowerer, RawStage};
 use crate::codes::Code;
 use crate::diag::{Diagnostic, did_you_mean};
 use crate::model::{
-    Assertion, AssertionKind, Dep, DepKind, Executor, Input, InputKind, Origin, Output, Resources,
-    Stage,
+    Assertion, AssertionKind, Dep, DepKind, Input, InputKind, Origin, Output, Resources, Stage,
 };
 use crate::paths::{is_under, normalize};
 
 impl Lowerer {
     /// Lower stage `me` (its outputs are moved in once every stage is built).
-    pub(super) fn stage(&self, me: usize, r: &RawStage<'_>) -> Stage {
+    pub(super) fn stage(&self, me: usize, r: &RawStage) -> Stage {
         // Built in place: a `Stage` is large, and there are many.
         let mut b = Building {
             me,
@@ -41,7 +40,9 @@ impl Lowerer {
                 retry: 0,
                 fallback: None,
                 resources: Resources::default(),
-                executor: Executor::default(), // set last, by `stage_executor`
+                // Set last, by `stage_executor`; the pipeline's until then (its settings
+                // are shared, so this allocates nothing).
+                executor: self.executor.clone(),
                 always: false,
                 frozen: false,
                 promote: false,
@@ -49,7 +50,18 @@ impl Lowerer {
                 deps: Vec::new(),
             },
         };
-        // Inputs first: `run` may name them.
+        // Inputs first: `run` may name them. Sized for one path per input (a reference
+        // to a stage with several outputs grows it): there is one of these per stage.
+        let n_inputs = r
+            .ast
+            .items
+            .iter()
+            .map(|item| match &item.kind {
+                ast::StageItemKind::In(list) => list.len(),
+                _ => 0,
+            })
+            .sum();
+        b.stage.inputs.reserve_exact(n_inputs);
         for item in &r.ast.items {
             if let ast::StageItemKind::In(list) = &item.kind {
                 for input in list {
@@ -64,7 +76,7 @@ impl Lowerer {
                 }
             }
         }
-        let mut seen: HashMap<&'static str, Span> = HashMap::new();
+        let mut seen: Vec<(&'static str, Span)> = Vec::new();
         for item in &r.ast.items {
             self.stage_item(&mut b, item, &mut seen);
         }
@@ -91,7 +103,7 @@ impl Lowerer {
 
     /// `in "path"`, `in "dir"` or `in "glob/*.csv"`: an input, and the stages whose outputs
     /// it reads.
-    fn path_input(&self, b: &mut Building<'_, '_>, st: &ast::Str) {
+    fn path_input(&self, b: &mut Building<'_>, st: &ast::Str) {
         let (me, r) = (b.me, b.r);
         let f = r.file;
         let text = self.plain_str(f, st, self.scope(&r.vars));
@@ -159,7 +171,7 @@ impl Lowerer {
     /// `in stage` or `in stage.output`: the outputs of another stage.
     fn ref_input(
         &self,
-        b: &mut Building<'_, '_>,
+        b: &mut Building<'_>,
         stage: &ast::Spanned<String>,
         output: Option<&ast::Spanned<String>>,
         span: Span,
@@ -227,9 +239,9 @@ impl Lowerer {
     /// `seen` holds the items a stage may have once.
     fn stage_item(
         &self,
-        b: &mut Building<'_, '_>,
+        b: &mut Building<'_>,
         item: &ast::StageItem,
-        seen: &mut HashMap<&'static str, Span>,
+        seen: &mut Vec<(&'static str, Span)>,
     ) {
         use ast::StageItemKind as K;
         let r = b.r;
@@ -246,7 +258,7 @@ impl Lowerer {
                 | K::Executor(_)
                 | K::Cache(_)
         );
-        if single && let Some(prev) = seen.insert(kw, item.span) {
+        if single && let Some(&(_, prev)) = seen.iter().find(|(k, _)| *k == kw) {
             self.err(
                 Diagnostic::new(
                     Code::DuplicateItem,
@@ -257,6 +269,9 @@ impl Lowerer {
                 .help(format!("a stage has at most one `{kw}`")),
             );
             return;
+        }
+        if single {
+            seen.push((kw, item.span));
         }
         match &item.kind {
             K::In(_) | K::Out(_) | K::Metrics(_) | K::Executor(_) => {}
@@ -318,7 +333,7 @@ impl Lowerer {
     }
 
     /// `after a, b`: wait for other stages without reading their outputs.
-    fn after(&self, b: &mut Building<'_, '_>, list: &[ast::StageName]) {
+    fn after(&self, b: &mut Building<'_>, list: &[ast::StageName]) {
         let r = b.r;
         for n in list {
             let (name, span) = match n {
@@ -350,7 +365,7 @@ impl Lowerer {
     /// A `check` or a `gate`.
     fn assertion(
         &self,
-        b: &mut Building<'_, '_>,
+        b: &mut Building<'_>,
         kind: AssertionKind,
         expr: &ast::Expr,
         message: Option<&ast::Str>,
@@ -374,7 +389,7 @@ impl Lowerer {
     }
 
     /// `resources cpu = 2, mem = 4G, gpu = 1`.
-    fn resources(&self, b: &mut Building<'_, '_>, list: &[ast::Resource]) {
+    fn resources(&self, b: &mut Building<'_>, list: &[ast::Resource]) {
         let f = b.r.file;
         let res_of = &mut b.stage.resources;
         for res in list {
@@ -411,7 +426,7 @@ impl Lowerer {
         }
     }
 
-    fn unknown_stage_keyword(&self, r: &RawStage<'_>, w: &ast::Spanned<String>) {
+    fn unknown_stage_keyword(&self, r: &RawStage, w: &ast::Spanned<String>) {
         if self.string_ran_on(r.file, w) {
             return;
         }
@@ -441,7 +456,7 @@ impl Lowerer {
 
 /// The stage's edges: those its conditions add (metrics read, failures handled), then one
 /// per upstream stage, of the strongest kind.
-fn finish_deps(b: &mut Building<'_, '_>) {
+fn finish_deps(b: &mut Building<'_>) {
     let (me, stage) = (b.me, &mut b.stage);
     let mut deps = std::mem::take(&mut b.deps);
     for c in stage
