@@ -760,7 +760,7 @@ proptest! {
         let StageItemKind::Check { expr, .. } = &stage.items[0].kind else { panic!("{out}") };
         let mut expr = expr.clone();
         z_expr(&mut expr);
-        prop_assert_eq!(&expr, &e.expected());
+        prop_assert_eq!(&*expr, &e.expected());
     }
 }
 

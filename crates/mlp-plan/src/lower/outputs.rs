@@ -2,7 +2,7 @@
 //! workspace, not a glob, one stage per path, no output inside another stage's), before
 //! anything reads them; then the output index that inputs are resolved with.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use mlp_syntax::ast::{self, Span};
 
@@ -53,7 +53,9 @@ impl Lowerer {
             .sum();
         let mut outs = Vec::with_capacity(n);
         let mut spans = Vec::with_capacity(n);
-        let mut names: HashMap<String, Span> = HashMap::new();
+        // The names so far, with where each was last given (a stage has a few outputs: a
+        // list, not a map, which would allocate and hash for every stage).
+        let mut names: Vec<(&str, Span)> = Vec::new();
         for item in &r.ast.items {
             let (list, metrics) = match &item.kind {
                 ast::StageItemKind::Out(l) => (l, false),
@@ -66,7 +68,13 @@ impl Lowerer {
                     continue;
                 };
                 if let Some(n) = &np.name
-                    && let Some(prev) = names.insert(n.node.clone(), n.span)
+                    && let Some(prev) = match names.iter_mut().find(|(k, _)| *k == n.node) {
+                        Some(e) => Some(std::mem::replace(&mut e.1, n.span)),
+                        None => {
+                            names.push((n.node.as_str(), n.span));
+                            None
+                        }
+                    }
                 {
                     self.err(
                         Diagnostic::new(

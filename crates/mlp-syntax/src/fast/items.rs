@@ -219,7 +219,7 @@ impl P<'_> {
         if word == "executor" {
             let e = self.block_item("executor", "executor item")?;
             return Ok(StageItem {
-                kind: K::Executor(e),
+                kind: K::Executor(Box::new(e)),
                 span: Span::new(start, self.i),
             });
         }
@@ -247,7 +247,7 @@ impl P<'_> {
             "fallback" => K::Fallback(self.string()?),
             "check" | "gate" => {
                 // `kw ~ expr ~ string?`: without a message, the span runs to the next token.
-                let expr = self.expr()?;
+                let expr = Box::new(self.expr()?);
                 self.skip();
                 let message = if self.peek() == Some(b'"') {
                     Some(self.string()?)
@@ -267,7 +267,7 @@ impl P<'_> {
                 if !matches!(e.kind, ExprKind::Binary { .. }) {
                     self.skip();
                 }
-                K::When(e)
+                K::When(Box::new(e))
             }
             "every" => K::Every(self.duration()?),
             "timeout" => K::Timeout(self.duration()?),

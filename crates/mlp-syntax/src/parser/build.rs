@@ -169,7 +169,7 @@ impl Builder {
         }
         if rule == Rule::executor_decl {
             return StageItem {
-                kind: StageItemKind::Executor(self.executor(inner)),
+                kind: StageItemKind::Executor(Box::new(self.executor(inner))),
                 span: sp,
             };
         }
@@ -185,7 +185,7 @@ impl Builder {
             Rule::run_decl => StageItemKind::Run(self.string(inner.next().expect("command"))),
             Rule::cache_decl => StageItemKind::Cache(spanned_str(&inner.next().expect("mode"))),
             Rule::check_decl | Rule::gate_decl => {
-                let expr = self.expr(inner.next().expect("expr"));
+                let expr = Box::new(self.expr(inner.next().expect("expr")));
                 let message = inner.next().map(|m| self.string(m));
                 if rule == Rule::check_decl {
                     StageItemKind::Check { expr, message }
@@ -193,7 +193,9 @@ impl Builder {
                     StageItemKind::Gate { expr, message }
                 }
             }
-            Rule::when_decl => StageItemKind::When(self.expr(inner.next().expect("expr"))),
+            Rule::when_decl => {
+                StageItemKind::When(Box::new(self.expr(inner.next().expect("expr"))))
+            }
             Rule::every_decl => StageItemKind::Every(self.duration(inner.next().expect("d"))),
             Rule::timeout_decl => StageItemKind::Timeout(self.duration(inner.next().expect("d"))),
             Rule::retry_decl => {
