@@ -185,6 +185,18 @@ impl SledStore {
         })
     }
 
+    /// A transaction's outcome as the store's: we never abort one ourselves, so only a
+    /// storage error is an error.
+    fn committed(
+        &self,
+        res: sled::transaction::TransactionResult<(), ()>,
+    ) -> Result<(), StoreError> {
+        match res {
+            Err(sled::transaction::TransactionError::Storage(e)) => Err(self.sled_err(e)),
+            Ok(()) | Err(sled::transaction::TransactionError::Abort(())) => Ok(()),
+        }
+    }
+
     /// The run record `runs` has `value` for: an empty value points to the run's own tree
     /// (schema 2); anything else is the record itself (schema 1).
     fn run_body(&self, id: &str, value: &[u8]) -> Result<serde_json::Value, StoreError> {
@@ -264,14 +276,7 @@ impl Store for SledStore {
                     }
                     Ok(())
                 });
-            match res {
-                Ok(()) => {}
-                Err(sled::transaction::TransactionError::Storage(e)) => {
-                    return Err(self.sled_err(e));
-                }
-                // We never abort the transaction ourselves.
-                Err(sled::transaction::TransactionError::Abort(())) => {}
-            }
+            self.committed(res)?;
         }
         if recs.iter().any(worth_flushing) {
             self.flush_db()?;
@@ -337,14 +342,7 @@ impl Store for SledStore {
                 runs.insert(id.as_bytes(), &[] as &[u8])?;
                 Ok(())
             });
-        match res {
-            Ok(()) => {}
-            Err(sled::transaction::TransactionError::Storage(e)) => {
-                return Err(self.sled_err(e));
-            }
-            // We never abort the transaction ourselves.
-            Err(sled::transaction::TransactionError::Abort(())) => {}
-        }
+        self.committed(res)?;
         self.flush_db()
     }
 
