@@ -243,12 +243,24 @@ fn ctrl_c_kills_running_stages_and_records_them_interrupted() {
         "stage process {pid} survived Ctrl-C"
     );
     assert!(!ws.exists("long.txt"));
-    // The next run runs it again (quick is done).
+    // `quick` ran beside it: usually done before the Ctrl-C, but on a loaded machine it may
+    // still have been running (seen once in CI), and then it was interrupted too.
+    let quick = r.statuses().get("quick").cloned().unwrap_or_default();
+    assert!(
+        ["ran", "interrupted", "not_run"].contains(&quick.as_str()),
+        "quick: {quick}\n{}",
+        r.stderr
+    );
+    // The next run runs again what was interrupted, and only that.
     ws.write("pipeline.mlp", LONG.replace("sleep 30", "sleep 0"));
     let r = ws.run(&[]);
     r.assert_ok();
-    assert_eq!(r.ran(), names(&["long"]));
-    assert_eq!(r.statuses()["quick"], "fresh");
+    if quick == "ran" {
+        assert_eq!(r.ran(), names(&["long"]));
+        assert_eq!(r.statuses()["quick"], "fresh");
+    } else {
+        assert_eq!(r.ran(), names(&["long", "quick"]));
+    }
 }
 
 #[test]
