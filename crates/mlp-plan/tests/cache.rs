@@ -1,20 +1,10 @@
 //! `cache copy|link` items: the pipeline's default, a stage's own, and their mistakes.
 
-use std::path::Path;
+mod common;
 
+use common::load;
+use mlp_plan::Pipeline;
 use mlp_plan::model::CacheMode;
-use mlp_plan::{Options, Pipeline};
-
-fn load(src: &str) -> Result<Pipeline, Vec<&'static str>> {
-    mlp_plan::load_str(
-        "p.mlp",
-        src,
-        Path::new("/nonexistent-mlp-root"),
-        &Options::default(),
-    )
-    .map(|p| p.pipeline)
-    .map_err(|d| d.items.iter().map(|i| i.code).collect())
-}
 
 fn modes(p: &Pipeline) -> Vec<(&str, CacheMode)> {
     p.stages

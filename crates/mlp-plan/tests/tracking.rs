@@ -1,20 +1,12 @@
 //! `tracking` items: where runs are exported, and their mistakes.
 
+mod common;
+
 use std::path::Path;
 
+use common::load;
+use mlp_plan::Options;
 use mlp_plan::model::Tracking;
-use mlp_plan::{Options, Pipeline};
-
-fn load(src: &str) -> Result<Pipeline, Vec<&'static str>> {
-    mlp_plan::load_str(
-        "p.mlp",
-        src,
-        Path::new("/nonexistent-mlp-root"),
-        &Options::default(),
-    )
-    .map(|p| p.pipeline)
-    .map_err(|d| d.items.iter().map(|i| i.code).collect())
-}
 
 #[test]
 fn the_item_gives_the_uri_and_the_experiment() {
