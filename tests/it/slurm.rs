@@ -445,19 +445,14 @@ fn a_second_clone_on_slurm_pulls_from_a_shared_directory_remote() {
     assert!(pushed.stderr().contains("pushed"), "{}", pushed.stderr());
 
     let b = Workspace::copy_of(a.path(), &["data"]);
-    let r = b
-        .command(&[
-            "run",
-            "--json",
-            "--executor",
-            "slurm",
-            "--pull",
-            "--remote",
-            &url,
-        ])
-        .env_remove("MLP_REMOTE")
-        .run()
-        .events();
+    // `mlp run` on Slurm, pulling from the shared remote first.
+    let run_pulling = |extra: &[&str]| {
+        let mut args = vec!["run", "--json", "--executor", "slurm", "--pull", "--remote"];
+        args.push(&url);
+        args.extend_from_slice(extra);
+        b.command(&args).env_remove("MLP_REMOTE").run().events()
+    };
+    let r = run_pulling(&[]);
     r.assert_ok();
     assert!(r.ran().is_empty(), "submitted jobs for {:?}", r.ran());
     assert_eq!(
@@ -469,21 +464,7 @@ fn a_second_clone_on_slurm_pulls_from_a_shared_directory_remote() {
     }
     // A param change is a miss on both caches: that stage and what is below it run on
     // Slurm as usual.
-    let r = b
-        .command(&[
-            "run",
-            "--json",
-            "--executor",
-            "slurm",
-            "--pull",
-            "--remote",
-            &url,
-        ])
-        .arg("--set")
-        .arg("scale=4")
-        .env_remove("MLP_REMOTE")
-        .run()
-        .events();
+    let r = run_pulling(&["--set", "scale=4"]);
     r.assert_ok();
     assert_eq!(r.ran(), names(&["prepare", "square", "total"]));
     assert_eq!(b.read("data/total.txt"), "sum 30\n");
